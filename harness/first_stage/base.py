@@ -1,0 +1,42 @@
+"""First-stage interface: produce top-k candidates per query for a task.
+
+A first stage is one file under ``harness/first_stage/`` plus one line in ``harness/first_stage/__init__.py``.
+The registry entry is a factory ``f(argument: str | None, options: FirstStageOptions) -> FirstStage``,
+where ``argument`` is the text after ``:`` in specs like ``run:PATH`` (None when absent).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.types import Run
+
+
+@dataclass(frozen=True)
+class FirstStageOptions:
+    top_k: int = 100
+    query_field: str = "original"  # or e.g. "gpt4_reason" (reasoning-expanded queries)
+    cache_dir: str | None = None  # None -> harness.paths.cache_dir()
+    extra: tuple[tuple[str, Any], ...] = ()  # plugin-specific options, e.g. (("bm25_backend", "pyserini"),)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.extra).get(key, default)
+
+
+@dataclass
+class FirstStageResult:
+    run: Run  # qid -> [(docid, score)] best first, at most top_k, excluded docs already removed
+    source: str  # human-readable origin: a path, URL, or "bm25 k1=0.9 b=0.4 ..."
+    sha256: str | None = None  # of the run file, when the candidates came from a file
+    params: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, int] = field(default_factory=dict)  # quirk counters, e.g. {"duplicate_docids": 3}
+
+
+class FirstStage(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
+        """Return candidates for every query of ``task`` (a ``tasks.base.Task``)."""

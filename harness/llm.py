@@ -1,0 +1,71 @@
+"""Inference backend interface shared by the LLM rerankers and training data synthesis.
+
+Rerankers build the exact prompt string themselves (chat template applied with the model's own tokenizer)
+and hand it to a backend as a ``GenerationRequest``. Backends are registered in ``harness/backends/__init__.py``
+("vllm", "hf", "openai", "replay"). Every backend exposes ``agenerate`` (async, one request) so that
+rerankers can run each query's windows sequentially while many queries are in flight at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = -1  # -1: disabled
+    min_p: float = 0.0
+    max_tokens: int = 256
+    min_tokens: int = 0
+    stop: tuple[str, ...] = ()
+    include_stop_str_in_output: bool = False
+    logprobs: int | None = None  # top-n log-probs at each generated position
+    allowed_token_ids: tuple[int, ...] | None = None
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    skip_special_tokens: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str  # the exact text sent to the model
+    params: SamplingParams
+    label: str = ""  # for errors and traces, e.g. "query 12, window 80-100"
+
+
+@dataclass
+class Generation:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    seconds: float  # wall time spent generating (0 when served from cache/replay)
+    finish_reason: str = "stop"  # "stop" | "length"
+    # top log-probs at each generated position: list over positions of {token_id: logprob}; None if not asked
+    logprobs: list[dict[int, float]] | None = None
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """One model behind one engine. ``model_id``/``revision`` identify the weights for caching and records."""
+
+    name: str = ""
+    model_id: str = ""
+    revision: str | None = None
+
+    @abstractmethod
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """Generate one completion. Many calls may be awaited concurrently."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model_id, "revision": self.revision}
+
+    def close(self) -> None:
+        pass

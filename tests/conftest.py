@@ -1,0 +1,44 @@
+"""Test-wide setup: offline hubs, caches in a temporary directory, shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIRST_STAGE = ROOT.parent / "shared" / "data" / "first-stage"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OPENAI_API_KEY", "test-dummy")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (tiny_model, fakes) importable
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_caches(tmp_path_factory):
+    base = tmp_path_factory.mktemp("caches")
+    for var, sub in (("HARNESS_CACHE_DIR", "harness"), ("IR_DATASETS_HOME", "ir_datasets"),
+                     ("HF_DATASETS_CACHE", "hf_datasets")):
+        os.environ[var] = str(base / sub)
+    yield base
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2 model + byte-level BPE tokenizer, built offline once per test session."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def shared_first_stage() -> Path:
+    if not SHARED_FIRST_STAGE.is_dir():
+        pytest.skip(f"shared first-stage runs not present at {SHARED_FIRST_STAGE}")
+    return SHARED_FIRST_STAGE
