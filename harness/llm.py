@@ -45,7 +45,7 @@ class Generation:
     text: str
     input_tokens: int
     output_tokens: int
-    seconds: float  # wall time spent generating (0 when served from cache/replay)
+    seconds: float  # wall time of the original call; cache hits and replays carry the original seconds (cached=True)
     finish_reason: str = "stop"  # "stop" | "length"
     # top log-probs at each generated position: list over positions of {token_id: logprob}; None if not asked
     logprobs: list[dict[int, float]] | None = None

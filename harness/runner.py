@@ -105,7 +105,8 @@ def _check_permutation(request: RerankRequest, result: RerankResult, reranker: s
 def _group_id(spec: RunSpec, benchmark: str, first_stage: str, reranker_desc: dict[str, Any]) -> str:
     model = reranker_desc.get("model")
     rr = spec.reranker + (f"-{slug(str(model))}" if model else "")
-    return f"{slug(benchmark)}__{slug(first_stage)}__{slug(rr)}__{spec_hash(spec.as_dict())}"
+    identity = {k: v for k, v in spec.as_dict().items() if k != "results_dir"}  # same run, any location
+    return f"{slug(benchmark)}__{slug(first_stage)}__{slug(rr)}__{spec_hash(identity)}"
 
 
 def run_benchmark(spec: RunSpec, *, show_progress: bool = True, argv: list[str] | None = None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,14 +21,18 @@ os.environ.setdefault("OPENAI_API_KEY", "test-dummy")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (tiny_model, fakes) importable
 
+# Caches live in one temporary directory per test session. Set at import time, before any test module can import
+# ir_datasets (which fixes its home directory on import) or huggingface_hub.
+_CACHE_ROOT = Path(tempfile.mkdtemp(prefix="harness-tests-"))
+for _var, _sub in (("HARNESS_CACHE_DIR", "harness"), ("IR_DATASETS_HOME", "ir_datasets"),
+                   ("HF_DATASETS_CACHE", "hf_datasets")):
+    os.environ[_var] = str(_CACHE_ROOT / _sub)
+
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_caches(tmp_path_factory):
-    base = tmp_path_factory.mktemp("caches")
-    for var, sub in (("HARNESS_CACHE_DIR", "harness"), ("IR_DATASETS_HOME", "ir_datasets"),
-                     ("HF_DATASETS_CACHE", "hf_datasets")):
-        os.environ[var] = str(base / sub)
-    yield base
+def _isolated_caches():
+    yield _CACHE_ROOT
+    shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -220,3 +220,31 @@ def test_multi_subset_run_writes_one_record_per_subset_plus_aggregate(tmp_path, 
     assert aggregate["metrics"]["nDCG@10"] == pytest.approx(1.0)
     assert aggregate["counts"]["queries"] == 10
     assert {p.name for p in directory.iterdir()} == {"record.json", "first", "second"}
+
+
+def test_bright_none_over_published_runs_gives_the_first_stage_row(tmp_path, monkeypatch, shared_first_stage):
+    """`harness run --task bright --reranker none --first-stage reasonir-published` on fixture caches: 12 subsets
+    with the spec's query counts + the unweighted average, each equal to `harness eval` of the published run."""
+    from data_fixtures import write_bright_cache
+
+    from harness.metrics import evaluate
+    from tasks.bright import SUBSETS
+
+    monkeypatch.setenv("HARNESS_FIRST_STAGE_DIR", str(shared_first_stage))
+    write_bright_cache(None)
+    assert _cli("run", "--task", "bright", "--reranker", "none", "--first-stage", "reasonir-published",
+                "--results-dir", str(tmp_path), "-q") == 0
+    records = dict((r["task"]["subset"], r) for _, r in iter_records(tmp_path) if r["kind"] == "subset")
+    assert list(records) == sorted(SUBSETS) or set(records) == set(SUBSETS)
+    expected_queries = dict(zip(SUBSETS, (103, 116, 103, 101, 101, 117, 108, 142, 112, 111, 194, 76)))
+    for subset, record in records.items():
+        assert record["counts"]["queries"] == expected_queries[subset]
+        task = resolve_tasks(f"bright/{subset}")[0]
+        run, _ = read_run(shared_first_stage / subset / "reasonir_gpt4cot_top100.trec")
+        direct = evaluate(run, task.qrels_all, ("nDCG@10",)).means["nDCG@10"]
+        assert record["metrics"]["nDCG@10"] == pytest.approx(direct, abs=1e-12)
+        assert record["first_stage"]["sha256"]
+    _, aggregate = _only_record(tmp_path, kind="aggregate")
+    assert aggregate["complete"] is True and len(aggregate["subsets"]) == 12
+    mean = sum(r["metrics"]["nDCG@10"] for r in records.values()) / 12
+    assert aggregate["metrics"]["nDCG@10"] == pytest.approx(mean, abs=1e-12)

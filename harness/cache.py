@@ -1,0 +1,255 @@
+"""Content-addressed cache of model calls, so re-running a finished run makes zero model calls and a killed run
+resumes where it stopped.
+
+Key = sha256 of (backend-independent model key, exact prompt string, sampling parameters). The model key is
+``<model id>@<revision>`` (see ``harness.backends.cache_model_key``), never the backend name: a window answered by
+vLLM is a hit for the same prompt sent through an OpenAI-compatible server or transformers.
+
+Storage: one SQLite database (WAL mode, ``calls.sqlite3``) in ``$HARNESS_CACHE_DIR/llm`` or
+``RerankerOptions.cache_dir``. Every row stores the Generation as JSON plus a sha256 checksum of key and value; each
+write is its own short transaction with a generous busy timeout, so two runs writing at once (two processes) are
+safe and a ``kill -9`` loses at most the calls in flight.
+
+Corruption is never used silently: a row whose checksum does not match is reported with a warning, deleted and
+recomputed; a database SQLite cannot read is moved aside (``calls.sqlite3.corrupt-<time>``) with a warning and a
+fresh one is started.
+
+Seconds of cached calls: a hit returns ``Generation(cached=True)`` with the token counts **and the generation seconds
+of the original call** (also in ``extra["cache"]["original_seconds"]``). A resumed run therefore reports the same
+generation cost as an uninterrupted one; records count cached calls separately (``counts.cached_calls``) so nobody
+mistakes them for fresh measurements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.llm import Backend, Generation, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "calls.sqlite3"
+KEY_VERSION = 1  # bump when the key recipe changes, so old rows are never mistaken for new ones
+_BUSY_TIMEOUT_S = 60.0
+
+
+class CacheCorruptionWarning(UserWarning):
+    """A cache entry or database failed its integrity check and was not used."""
+
+
+def call_key(model_key: str, prompt: str, params: dict[str, Any]) -> str:
+    payload = json.dumps({"v": KEY_VERSION, "model": model_key, "prompt": prompt, "params": params},
+                         sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _checksum(key: str, value: str) -> str:
+    return hashlib.sha256(f"{key}\n{value}".encode("utf-8")).hexdigest()
+
+
+def generation_to_json(gen: Generation) -> str:
+    return json.dumps({
+        "text": gen.text,
+        "input_tokens": gen.input_tokens,
+        "output_tokens": gen.output_tokens,
+        "seconds": gen.seconds,
+        "finish_reason": gen.finish_reason,
+        "logprobs": None if gen.logprobs is None else [{str(k): v for k, v in pos.items()} for pos in gen.logprobs],
+        "extra": gen.extra,
+    }, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def generation_from_json(value: str) -> Generation:
+    data = json.loads(value)
+    logprobs = data.get("logprobs")
+    return Generation(
+        text=data["text"],
+        input_tokens=int(data["input_tokens"]),
+        output_tokens=int(data["output_tokens"]),
+        seconds=float(data["seconds"]),
+        finish_reason=data.get("finish_reason", "stop"),
+        logprobs=None if logprobs is None else [{int(k): float(v) for k, v in pos.items()} for pos in logprobs],
+        extra=dict(data.get("extra") or {}),
+    )
+
+
+class CallCache:
+    """The SQLite store. Safe to share between threads of one process and between processes."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        if directory is None:
+            from harness.paths import cache_dir
+
+            directory = cache_dir("llm")
+        self.directory = Path(directory).expanduser()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"Cannot create the model-call cache directory {self.directory} ({exc}). "
+                               "Set HARNESS_CACHE_DIR to a writable directory or use --no-cache.") from exc
+        self.path = self.directory / DB_NAME
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.corrupt_entries = 0
+        self._open()
+
+    # -- connection handling -------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS calls ("
+            " key TEXT PRIMARY KEY, model TEXT NOT NULL, value TEXT NOT NULL, checksum TEXT NOT NULL,"
+            " created REAL NOT NULL)"
+        )
+        conn.execute("SELECT count(*) FROM calls WHERE key = ''").fetchone()  # touches the table's pages
+        return conn
+
+    def _open(self) -> None:
+        try:
+            self._conn = self._connect()
+        except sqlite3.OperationalError as exc:  # locked, unwritable, disk full: not corruption
+            raise self._operational_error(exc) from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+            self._quarantine(exc)
+            self._conn = self._connect()
+
+    def _operational_error(self, exc: sqlite3.OperationalError) -> HarnessError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return HarnessError(f"The model-call cache {self.path} stayed locked for {_BUSY_TIMEOUT_S:.0f} s by "
+                                "another process. Retry, or use --no-cache.")
+        return HarnessError(f"The model-call cache {self.path} cannot be used ({exc}). Set "
+                            "HARNESS_CACHE_DIR to a writable directory, or use --no-cache.")
+
+    def _quarantine(self, exc: Exception) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{DB_NAME}.corrupt-{stamp}-{os.getpid()}")
+        message = (f"Model-call cache {self.path} is unreadable ({exc}); moved it to {target} and started an empty "
+                   "cache. Affected calls will be recomputed.")
+        warnings.warn(message, CacheCorruptionWarning, stacklevel=3)
+        log.warning(message)
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                try:
+                    os.replace(src, Path(f"{target}{suffix}"))
+                except OSError:
+                    src.unlink(missing_ok=True)
+
+    def _execute(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise self._operational_error(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                self._quarantine(exc)
+            self._conn = self._connect()
+            return self._conn.execute(sql, args).fetchall()
+
+    # -- public API --------------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Generation | None:
+        rows = self._execute("SELECT value, checksum FROM calls WHERE key = ?", (key,))
+        if not rows:
+            return None
+        value, checksum = rows[0]
+        problem = None
+        if _checksum(key, value) != checksum:
+            problem = "checksum mismatch"
+        else:
+            try:
+                return generation_from_json(value)
+            except (ValueError, KeyError, TypeError) as exc:
+                problem = f"undecodable entry ({exc})"
+        self.corrupt_entries += 1
+        message = (f"Model-call cache {self.path}: entry {key[:12]}… failed its integrity check ({problem}); "
+                   "ignoring it and recomputing the call.")
+        warnings.warn(message, CacheCorruptionWarning, stacklevel=2)
+        log.warning(message)
+        self._execute("DELETE FROM calls WHERE key = ?", (key,))
+        return None
+
+    def put(self, key: str, model_key: str, generation: Generation) -> None:
+        value = generation_to_json(generation)
+        self._execute("INSERT OR REPLACE INTO calls (key, model, value, checksum, created) VALUES (?, ?, ?, ?, ?)",
+                      (key, model_key, value, _checksum(key, value), time.time()))
+
+    def __len__(self) -> int:
+        return int(self._execute("SELECT count(*) FROM calls")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class CachedBackend(Backend):
+    """Serves repeated calls from ``CallCache``; forwards misses to ``inner`` and stores their result.
+
+    Only successful generations are stored (an exception is never cached). ``hits``/``misses`` count this run's calls.
+    """
+
+    def __init__(self, inner: Backend, cache: CallCache, model_key: str):
+        self.inner = inner
+        self.cache = cache
+        self.model_key = model_key
+        self.name = inner.name
+        self.model_id = inner.model_id
+        self.revision = inner.revision
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, request: GenerationRequest) -> str:
+        return call_key(self.model_key, request.prompt, request.params.as_dict())
+
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        key = self.key(request)
+        started = time.perf_counter()
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.hits += 1
+            hit.cached = True
+            hit.extra = {**hit.extra, "cache": {"original_seconds": hit.seconds,
+                                                "lookup_seconds": round(time.perf_counter() - started, 6)}}
+            return hit
+        self.misses += 1
+        generation = await self.inner.agenerate(request)
+        if not generation.cached:  # never re-store answers that came from another store (replay)
+            self.cache.put(key, self.model_key, generation)
+        return generation
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes this wrapper lacks: expose the wrapped backend's (busy, retries, ...)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "cache": str(self.cache.path)}
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.cache.close()

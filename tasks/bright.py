@@ -1,0 +1,263 @@
+"""BRIGHT (xlangai/BRIGHT), 12 reasoning-intensive retrieval subsets, loaded through ir_datasets.
+
+Names: ``bright`` (all 12), ``bright/<subset>`` with underscore subset names as in the BRIGHT and ReasonRank code
+(``bright/earth_science``); hyphen spellings are accepted too. The long-document setting is an option:
+``bright/biology-long`` (7 StackExchange subsets + pony) uses ir_datasets' ``bright/<subset>-long`` ids, whose
+judgments index the long documents (``gold_ids_long``). ``bright`` alone means the 12 short-document subsets, and
+the benchmark-wide number is the unweighted mean of their nDCG@10, as BRIGHT reports it. (ir_datasets 0.6.3's
+``dataset.qrels_iter()`` serves the short-document ``gold_ids`` for the ``-long`` ids too; this task reads the
+qrels handler, which uses ``gold_ids_long``.)
+
+Data: ir_datasets downloads the HF parquet files (md5-pinned in its ``downloads.json``) into
+``$IR_DATASETS_HOME/bright/`` on first use. Excluded documents are the qrels with relevance −100.
+
+Query fields: ``original`` (the query text; rerankers always receive it) and five LLM reasoning-expanded variants
+(``gpt4_reason``, ``claude_3_opus_reason``, ``gemini_1_0_reason``, ``llama3_70b_reason``, ``grit_reason``) for
+first-stage retrieval. ir_datasets 0.6.3 fills those fields from the ``reasoning`` column of the ``*_reason``
+parquets, but BRIGHT's ``run.py --reasoning`` and ReasonIR embed their ``query`` column; to be faithful the task
+reads the ``query`` column of the cached ``*_reason`` parquet files directly (``query_field_columns`` records the
+column used per field).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+from harness.errors import DataNotAvailableError, HarnessError
+from harness.types import Qrels
+from tasks.base import ORIGINAL, Task
+
+SUBSETS = (
+    "biology", "earth_science", "economics", "psychology", "robotics", "stackoverflow", "sustainable_living",
+    "leetcode", "pony", "aops", "theoremqa_questions", "theoremqa_theorems",
+)
+LONG_SUBSETS = tuple(f"{s}-long" for s in SUBSETS[:7] + ("pony",))
+
+# HF config of the reasoning-expanded queries -> query field name (ir_datasets' BrightQuery attribute names)
+REASONING_CONFIGS = {
+    "gpt4_reason": "gpt4_reason",
+    "claude-3-opus_reason": "claude_3_opus_reason",
+    "Gemini-1.0_reason": "gemini_1_0_reason",
+    "llama3-70b_reason": "llama3_70b_reason",
+    "grit_reason": "grit_reason",
+}
+REASONING_QUERY_COLUMN = "query"  # what BRIGHT/ReasonIR embed; ir_datasets reads "reasoning" instead
+
+_T = TypeVar("_T")
+
+
+def resolve(subset: str | None) -> list["BrightTask"]:
+    if subset is None or subset == "":
+        return [BrightTask(s) for s in SUBSETS]
+    return [BrightTask(canonical_subset(subset))]
+
+
+def canonical_subset(name: str) -> str:
+    """``earth-science`` / ``earth_science`` → ``earth_science``; ``biology-long`` stays; unknown → HarnessError."""
+    if name.endswith("-long") or name.endswith("_long"):
+        candidate = name[:-5].replace("-", "_") + "-long"
+    else:
+        candidate = name.replace("-", "_")
+    if candidate in SUBSETS or candidate in LONG_SUBSETS:
+        return candidate
+    choices = list(SUBSETS) + list(LONG_SUBSETS)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5) or \
+        difflib.get_close_matches(candidate, choices, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr('bright/' + c) for c in close)}?" if close else ""
+    raise HarnessError(
+        f"Unknown BRIGHT subset {name!r}.{hint} Subsets: {', '.join(SUBSETS)}; "
+        f"long-document variants: {', '.join(LONG_SUBSETS)}."
+    )
+
+
+def _irds_name(subset: str) -> str:
+    """ir_datasets' spelling: hyphens (``earth-science``, ``earth-science-long``)."""
+    return subset.replace("_", "-")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    try:
+        import requests
+
+        if isinstance(exc, requests.exceptions.RequestException):
+            return True
+    except ImportError:  # pragma: no cover - requests comes with ir_datasets
+        pass
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class BrightTask(Task):
+    benchmark = "bright"
+
+    def __init__(self, subset: str):
+        self.subset = canonical_subset(subset)
+        self.long = self.subset.endswith("-long")
+        self.base_subset = self.subset[:-5] if self.long else self.subset
+        self.irds_id = f"bright/{_irds_name(self.subset)}"
+        self.query_field_columns: dict[str, str] = {}
+
+    @property
+    def default_first_stage(self) -> str:
+        return "reasonir-published"
+
+    def published_run_key(self) -> str:
+        return self.subset
+
+    # -- ir_datasets plumbing -------------------------------------------------------------------
+    @cached_property
+    def _dataset(self):
+        import ir_datasets
+
+        try:
+            return ir_datasets.load(self.irds_id)
+        except KeyError as exc:
+            raise HarnessError(f"ir_datasets {ir_datasets.__version__} does not know {self.irds_id}; "
+                               "install ir_datasets>=0.6.3.") from exc
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        """The directory ir_datasets reads this subset's parquet files from (``$IR_DATASETS_HOME/bright``)."""
+        return Path(self._dataset.docs_handler().docs_path(force=False)).parent
+
+    @cached_property
+    def _downloads(self) -> dict[str, dict[str, Any]]:
+        """The files behind each part of the dataset: role -> {cache_path, url, expected_md5} (ir_datasets' pins)."""
+        import ir_datasets
+
+        table = json.loads((Path(ir_datasets.__file__).parent / "etc" / "downloads.json").read_text())["bright"]
+        base = _irds_name(self.base_subset)
+        keys = {"docs": f"{_irds_name(self.subset)}/docs", "queries": f"{base}/queries"}
+        keys.update({config: f"{base}/{config}/queries" for config in REASONING_CONFIGS})
+        return {role: table[key] for role, key in keys.items() if key in table}
+
+    def _file(self, role: str) -> Path:
+        return self.cache_dir / self._downloads[role]["cache_path"]
+
+    def _roles_for(self, what: str) -> list[str]:
+        if what == "docs":
+            return ["docs"]
+        if what == "qrels":
+            return ["queries"]
+        return ["queries", *REASONING_CONFIGS]
+
+    def _not_available(self, roles: list[str], cause: BaseException | None) -> DataNotAvailableError:
+        missing = [r for r in roles if not self._file(r).is_file()]
+        listing = "; ".join(f"{self._downloads[r]['cache_path']} <- {self._downloads[r]['url']}" for r in missing)
+        why = f" ({type(cause).__name__}: {str(cause)[:200]})" if cause else " (HF_HUB_OFFLINE is set)"
+        return DataNotAvailableError(
+            f"BRIGHT dataset {self.name} (ir_datasets id {self.irds_id}) is not cached and cannot be downloaded"
+            f"{why}. Either run once with network access (ir_datasets caches it under $IR_DATASETS_HOME/bright, "
+            f"here {self.cache_dir}), or copy these files there by hand: {listing}; or convert the subset to a "
+            "BEIR-layout directory (corpus.jsonl, queries.jsonl, qrels/test.tsv) and pass it with "
+            "`harness run --task PATH`."
+        )
+
+    def _guarded(self, what: str, action: Callable[[], _T]) -> _T:
+        """Run an ir_datasets action; turn 'not cached and no network' into DataNotAvailableError."""
+        roles = self._roles_for(what)
+        if _offline() and any(not self._file(r).is_file() for r in roles):
+            raise self._not_available(roles, None)
+        try:
+            return action()
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise self._not_available(roles, exc) from exc
+            raise
+
+    # -- Task interface -------------------------------------------------------------------------
+    def _load_queries(self) -> dict[str, dict[str, str]]:
+        originals = self._guarded("queries", lambda: [(q.query_id, q) for q in self._dataset.queries_iter()])
+        out: dict[str, dict[str, str]] = {str(qid): {ORIGINAL: q.text} for qid, q in originals}
+        by_id = dict(originals)
+        for config, field in REASONING_CONFIGS.items():
+            texts, column = self._reasoning_texts(config)
+            if texts is None:  # no `query` column: fall back to what ir_datasets serves
+                texts = {qid: getattr(q, field) for qid, q in by_id.items()}
+            self.query_field_columns[field] = column
+            for qid, fields in out.items():
+                text = texts.get(qid)
+                if text:
+                    fields[field] = text
+        return out
+
+    def _reasoning_texts(self, config: str) -> tuple[dict[str, str] | None, str]:
+        import pyarrow.parquet as pq
+
+        path = self._file(config)
+        if not path.is_file():
+            return None, "reasoning"
+        if not {"id", REASONING_QUERY_COLUMN} <= set(pq.read_schema(path).names):
+            return None, "reasoning"
+        table = pq.read_table(path, columns=["id", REASONING_QUERY_COLUMN])
+        ids = table.column("id").to_pylist()
+        texts = table.column(REASONING_QUERY_COLUMN).to_pylist()
+        return {str(i): t for i, t in zip(ids, texts) if t}, REASONING_QUERY_COLUMN
+
+    def _load_qrels(self) -> Qrels:
+        def collect() -> Qrels:
+            qrels: Qrels = {}
+            # qrels_handler(), not dataset.qrels_iter(): in ir_datasets 0.6.3 the latter resolves to the queries
+            # handler's qrels_iter, which always reads gold_ids, so the -long variants would get short-doc qrels
+            for qrel in self._dataset.qrels_handler().qrels_iter():
+                docs = qrels.setdefault(str(qrel.query_id), {})
+                # an id that is both gold and excluded stays gold (BRIGHT asserts this never happens)
+                if qrel.relevance < 0 and docs.get(qrel.doc_id, -1) >= 0:
+                    continue
+                docs[str(qrel.doc_id)] = int(qrel.relevance)
+            return qrels
+
+        return self._guarded("qrels", collect)
+
+    def iter_docs(self) -> Iterator[tuple[str, str]]:
+        iterator = self._guarded("docs", lambda: iter(self._dataset.docs_iter()))
+        first = self._guarded("docs", lambda: next(iterator, None))  # the download happens on first item
+        if first is None:
+            return
+        yield first.doc_id, first.text
+        for doc in iterator:
+            yield doc.doc_id, doc.text
+
+    def docs(self, ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        store = self._guarded("docs", lambda: self._dataset.docs_store())
+        found = self._guarded("docs", lambda: store.get_many(wanted))
+        return {docid: found[docid].text for docid in wanted if docid in found}
+
+    @cached_property
+    def revision(self) -> str:
+        """``ir_datasets-<version>;docs-md5=…;queries-md5=…`` (md5 of the cached files when present)."""
+        import ir_datasets
+
+        parts = [f"ir_datasets-{ir_datasets.__version__}"]
+        for role in ("docs", "queries"):
+            expected = self._downloads[role].get("expected_md5", "")
+            path = self._file(role)
+            actual = _md5_file(path) if path.is_file() else expected
+            parts.append(f"{role}-md5={actual}" + ("" if actual == expected else "(differs-from-ir_datasets-pin)"))
+        return ";".join(parts)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["ir_datasets_id"] = self.irds_id
+        info["query_field_columns"] = dict(self.query_field_columns)
+        return info
