@@ -51,12 +51,10 @@ class HFBackend(Backend):
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(model_id, revision=revision)
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
                 model_id, revision=revision, dtype=dtype if dtype == "auto" else getattr(torch, dtype))
-        except OSError as exc:
-            raise HarnessError(
-                f"Cannot load model {model_id!r} for the hf backend: not a local directory and not in the Hugging "
-                f"Face cache (or the hub is unreachable / HF_HUB_OFFLINE is set). Download it first or pass "
-                f"--model with a local checkpoint directory. Details: {exc}"
-            ) from exc
+        except (OSError, ValueError) as exc:  # ValueError: huggingface_hub rejects a malformed repo id
+            from rerankers._tokenizer import model_not_available
+
+            raise model_not_available(model_id, "model (hf backend)", exc) from exc
         self.model.to(self.device)
         self.model.eval()
         self._eos_ids = self._collect_eos_ids()
@@ -135,7 +133,7 @@ class HFBackend(Backend):
                           finish_reason=finish_reason, logprobs=logprobs, extra={"token_ids": new_ids})
 
     def _text_and_reason(self, new_ids: list[int], params, max_new: int) -> tuple[str, str]:
-        ended_by_eos = bool(new_ids) and new_ids[-1] in self._eos_ids and len(new_ids) >= (params.min_tokens or 0)
+        ended_by_eos = bool(new_ids) and new_ids[-1] in self._eos_ids
         text_ids = new_ids[:-1] if ended_by_eos else new_ids
         text = self.tokenizer.decode(text_ids, skip_special_tokens=params.skip_special_tokens)
         hits = [(text.find(s), s) for s in params.stop if s and s in text]
