@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from harness.errors import HarnessError
 from harness.llm import Generation, GenerationRequest, SamplingParams
 from harness.types import CallStats, Candidate, RerankRequest, RerankResult
-from rerankers.base import Reranker, RerankContext, RerankerOptions
+from rerankers.base import LLMReranker, RerankContext, RerankerOptions
 
 Window = tuple[int, int]
 # (request, the window's current candidates, (start, end)) -> (0-based order over the window, stats of the call)
@@ -124,37 +124,16 @@ def positive_option(value: int | None, default: int, what: str) -> int:
     return int(value)
 
 
-class ListwiseLLMReranker(Reranker):
-    """Shared plumbing of the listwise LLM rerankers: options, lazy tokenizer/backend, window loop, records."""
+class ListwiseLLMReranker(LLMReranker):
+    """Shared plumbing of the listwise LLM rerankers: window options, window loop, records."""
 
-    default_model = ""
     default_window = 20
     default_step = 10
 
     def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        self.options = options or RerankerOptions()
-        self.model = self.options.model or self.default_model
-        self.revision = self.options.get("revision")
+        super().__init__(options, backend=backend, tokenizer=tokenizer)
         self.window_size = positive_option(self.options.window_size, self.default_window, "--window-size")
         self.step = positive_option(self.options.step, self.default_step, "--step")
-        self._backend = backend
-        self._tokenizer = tokenizer
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from rerankers._tokenizer import load_tokenizer
-
-            self._tokenizer = load_tokenizer(self.model, self.revision)
-        return self._tokenizer
-
-    @property
-    def backend(self):
-        if self._backend is None:
-            from harness.backends import build_backend
-
-            self._backend = build_backend(self.model, self.options)
-        return self._backend
 
     @abstractmethod
     def window_prompt(self, query: str, passages: Sequence[str], task_name: str) -> str:
@@ -205,6 +184,3 @@ class ListwiseLLMReranker(Reranker):
     def _backend_description(self) -> dict[str, Any]:
         return backend_description(self.backend, self.revision)
 
-    def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()

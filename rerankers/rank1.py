@@ -20,7 +20,7 @@ from harness.errors import HarnessError
 from harness.llm import Generation, GenerationRequest, SamplingParams
 from harness.types import CallStats, RerankRequest, RerankResult
 from rerankers._listwise import backend_description, run_coroutine
-from rerankers.base import Reranker, RerankContext, RerankerOptions
+from rerankers.base import LLMReranker, RerankContext, RerankerOptions
 
 DEFAULT_MODEL = "jhu-clsp/rank1-7b"
 DEFAULT_MAX_TOKENS = 8192
@@ -103,36 +103,17 @@ def fix_prompt(prompt: str, reasoning: str) -> str:
     return prompt + "\n" + clean_reasoning(reasoning) + "\n</think>"
 
 
-class Rank1Reranker(Reranker):
+class Rank1Reranker(LLMReranker):
     name = "rank1"
+    default_model = DEFAULT_MODEL
 
     def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        self.options = options or RerankerOptions()
-        self.model = self.options.model or DEFAULT_MODEL
-        self.revision = self.options.get("revision")
+        super().__init__(options, backend=backend, tokenizer=tokenizer)
         budget = self.options.reasoning_budget
         if budget is not None and int(budget) < 1:
             raise HarnessError(f"--reasoning-budget must be at least 1 (got {budget}).")
         self.max_tokens = int(budget) if budget is not None else DEFAULT_MAX_TOKENS
         self.use_task_prompts = not self.options.get("skip_prompt", False)
-        self._backend = backend
-        self._tokenizer = tokenizer
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from rerankers._tokenizer import load_tokenizer
-
-            self._tokenizer = load_tokenizer(self.model, self.revision)
-        return self._tokenizer
-
-    @property
-    def backend(self):
-        if self._backend is None:
-            from harness.backends import build_backend
-
-            self._backend = build_backend(self.model, self.options)
-        return self._backend
 
     def sampling_params(self) -> SamplingParams:
         return SamplingParams(temperature=0.0, max_tokens=self.max_tokens, logprobs=TOP_LOGPROBS, stop=STOP,
@@ -206,9 +187,6 @@ class Rank1Reranker(Reranker):
             "prompt_template_hash": PROMPT_TEMPLATE_HASH,
         }
 
-    def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
 
 
 def _stats(generation: Generation, label: str) -> CallStats:
