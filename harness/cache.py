@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.llm import Backend, Generation, GenerationRequest
+from harness.llm import Backend, BackendWrapper, Generation, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -204,19 +204,16 @@ class CallCache:
                 self._conn = None
 
 
-class CachedBackend(Backend):
+class CachedBackend(BackendWrapper):
     """Serves repeated calls from ``CallCache``; forwards misses to ``inner`` and stores their result.
 
     Only successful generations are stored (an exception is never cached). ``hits``/``misses`` count this run's calls.
     """
 
     def __init__(self, inner: Backend, cache: CallCache, model_key: str):
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.model_key = model_key
-        self.name = inner.name
-        self.model_id = inner.model_id
-        self.revision = inner.revision
         self.hits = 0
         self.misses = 0
 
@@ -238,12 +235,6 @@ class CachedBackend(Backend):
         if not generation.cached:  # never re-store answers that came from another store (replay)
             self.cache.put(key, self.model_key, generation)
         return generation
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for attributes this wrapper lacks: expose the wrapped backend's (busy, retries, ...)
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "cache": str(self.cache.path)}

@@ -69,3 +69,22 @@ class Backend(ABC):
 
     def close(self) -> None:
         pass
+
+
+class BackendWrapper(Backend):
+    """A backend that adds behaviour around another one (cache, traces) and otherwise looks like it."""
+
+    def __init__(self, inner: Backend):
+        self.inner = inner
+        self.name = inner.name
+        self.model_id = inner.model_id
+        self.revision = inner.revision
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes the wrapper lacks: expose the wrapped backend's (busy, retries, ...)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.llm import Backend, Generation, GenerationRequest
+from harness.llm import Backend, BackendWrapper, Generation, GenerationRequest
 
 FULL_LOGPROB_POSITIONS = 32
 
@@ -60,7 +60,7 @@ def trace_record(request: GenerationRequest, generation: Generation, model: str)
     }
 
 
-class TracesWriter(Backend):
+class TracesWriter(BackendWrapper):
     """Backend wrapper that writes every call of ``inner`` (cached ones included) to ``path``.
 
     The file is truncated when the writer is created: one traces file describes one run. A resumed run rewrites the
@@ -68,10 +68,7 @@ class TracesWriter(Backend):
     """
 
     def __init__(self, inner: Backend, path: str | os.PathLike, model_key: str | None = None):
-        self.inner = inner
-        self.name = inner.name
-        self.model_id = inner.model_id
-        self.revision = inner.revision
+        super().__init__(inner)
         self.path = Path(path).expanduser()
         self.model_key = model_key or inner.model_id
         self._lock = threading.Lock()
@@ -91,12 +88,6 @@ class TracesWriter(Backend):
             self._fh.flush()  # a kill -9 keeps every finished call
             self.written += 1
         return generation
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for attributes this wrapper lacks: expose the wrapped backend's (busy, retries, ...)
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "traces": str(self.path)}

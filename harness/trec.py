@@ -60,11 +60,11 @@ def read_run(source: str | os.PathLike | Iterable[str], *, mode: str = "robust")
                 report["dropped_lines"] += 1
                 continue
             # recover the docid verbatim (it may contain runs of spaces)
-            qid, q0 = fields[0], fields[1]
+            qid = fields[0]
             head = line.split(None, 2)[2]
             docid = head.rsplit(None, 3)[0]
         else:
-            qid, q0, docid = fields[0], fields[1], fields[2]
+            qid, docid = fields[0], fields[2]
         rank_text, score_text = fields[-3], fields[-2]
         try:
             score = float(score_text)
