@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 from abc import abstractmethod
 from typing import Any, Awaitable, Callable, Sequence
 
 from harness.errors import HarnessError
 from harness.llm import Generation, GenerationRequest, SamplingParams
 from harness.types import CallStats, Candidate, RerankRequest, RerankResult
-from rerankers.base import LLMReranker, RerankContext, RerankerOptions
+from rerankers._llm import LLMReranker
+from rerankers.base import RerankContext, RerankerOptions
 
 Window = tuple[int, int]
 # (request, the window's current candidates, (start, end)) -> (0-based order over the window, stats of the call)
@@ -85,28 +85,6 @@ async def rerank_listwise(requests: Sequence[RerankRequest], rerank_window: Wind
     return list(await asyncio.gather(*(one_query(r) for r in requests)))
 
 
-def run_coroutine(coroutine):
-    """``asyncio.run`` that also works when the caller is already inside an event loop (runs in a thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    box: dict[str, object] = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="rerank-loop")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]
-
-
 def backend_description(backend, revision: str | None) -> dict[str, Any]:
     """backend name, weights revision and engine settings (device, dtype…) for a reranker's ``describe``;
     machine-specific entries (cache and traces paths) are left out of the record."""
@@ -159,13 +137,11 @@ class ListwiseLLMReranker(LLMReranker):
         return f"window {start}-{end}", self.window_prompt(request.query, texts, task_name)
 
     async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext):
-        backend = self.backend
-
         async def one_window(request: RerankRequest, candidates: Sequence[Candidate], window: Window):
             start, end = window
             prompt = self.window_prompt(request.query, [c.text for c in candidates], context.task_name)
             params = self.sampling_params(len(candidates))
-            generation = await backend.agenerate(
+            generation = await self.generate(
                 GenerationRequest(prompt, params, label=f"query {request.qid}, window {start}-{end}"))
             order, parsed, fallback = self.read_answer(generation, len(candidates))
             stats = CallStats(
@@ -177,9 +153,6 @@ class ListwiseLLMReranker(LLMReranker):
 
         return await rerank_listwise(requests, one_window, window_size=self.window_size, step=self.step,
                                      concurrency=self.options.concurrency, on_query_done=context.progress)
-
-    def rerank(self, requests, context: RerankContext):
-        return run_coroutine(self._arerank(list(requests), context))
 
     def _backend_description(self) -> dict[str, Any]:
         return backend_description(self.backend, self.revision)

@@ -62,35 +62,3 @@ class Reranker(ABC):
     def close(self) -> None:
         """Release model/engine resources."""
 
-
-class LLMReranker(Reranker):
-    """Model-backed rerankers: the model id, a lazily loaded tokenizer and a lazily built inference backend."""
-
-    default_model = ""
-
-    def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        self.options = options or RerankerOptions()
-        self.model = self.options.model or self.default_model
-        self.revision = self.options.get("revision")
-        self._backend = backend
-        self._tokenizer = tokenizer
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from rerankers._tokenizer import load_tokenizer
-
-            self._tokenizer = load_tokenizer(self.model, self.revision)
-        return self._tokenizer
-
-    @property
-    def backend(self):
-        if self._backend is None:
-            from harness.backends import build_backend
-
-            self._backend = build_backend(self.model, self.options)
-        return self._backend
-
-    def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()

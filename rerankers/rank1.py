@@ -19,8 +19,9 @@ from typing import Any, Sequence
 from harness.errors import HarnessError
 from harness.llm import Generation, GenerationRequest, SamplingParams
 from harness.types import CallStats, RerankRequest, RerankResult
-from rerankers._listwise import backend_description, run_coroutine
-from rerankers.base import LLMReranker, RerankContext, RerankerOptions
+from rerankers._listwise import backend_description
+from rerankers._llm import LLMReranker
+from rerankers.base import RerankContext, RerankerOptions
 
 DEFAULT_MODEL = "jhu-clsp/rank1-7b"
 DEFAULT_MAX_TOKENS = 8192
@@ -138,13 +139,13 @@ class Rank1Reranker(LLMReranker):
         candidate = request.candidates[index]
         prompt = self.pair_prompt(request.query, candidate.text, task_name)
         label = f"query {request.qid}, doc {candidate.docid}"
-        first = await self.backend.agenerate(GenerationRequest(prompt, self.sampling_params(), label=label))
+        first = await self.generate(GenerationRequest(prompt, self.sampling_params(), label=label))
         stats = _stats(first, f"doc {candidate.docid}")
         score = score_from_logprobs(first.logprobs[-1] if first.logprobs else None, *ids)
         if score is not None:
             return score, stats
         # Incomplete pair: force the verdict after the reasoning so far.
-        fixed = await self.backend.agenerate(GenerationRequest(
+        fixed = await self.generate(GenerationRequest(
             fix_prompt(prompt, first.text), self.fix_params(*ids), label=label + " (fix pass)"))
         stats.input_tokens += fixed.input_tokens
         stats.output_tokens += fixed.output_tokens
@@ -171,9 +172,6 @@ class Rank1Reranker(LLMReranker):
                                 [stats for _, stats in scored])
 
         return list(await asyncio.gather(*(one_query(r) for r in requests)))
-
-    def rerank(self, requests, context: RerankContext):
-        return run_coroutine(self._arerank(list(requests), context))
 
     def describe(self) -> dict[str, Any]:
         return {

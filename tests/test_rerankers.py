@@ -303,3 +303,14 @@ def test_preview_prompt_counts_windows_in_processing_order(tok):
     assert reranker.preview_prompt(request, 8, "bright/biology")[0] == "window 0-20"
     zephyr = RankZephyrReranker(RerankerOptions(window_size=10, step=5), backend=None, tokenizer=tok)
     assert zephyr.preview_prompt(request, 1, "bright/biology")[0] == "window 85-95"
+
+
+def test_engine_busy_time_is_reported_and_does_not_double_count_overlapping_calls(tok):
+    """Four queries in flight at once, one 0.2 s window each: the engine was busy ≈0.2 s, not 4 × 0.2 s."""
+    backend = ScriptedBackend(oracle_answer, delay=lambda request: 0.2)
+    reranker = ReasonRankReranker(RerankerOptions(concurrency=8), backend=backend, tokenizer=tok)
+    context = RerankContext("bright/biology")
+    results = reranker.rerank([make_request(f"q{i}", 5, seed=i) for i in range(4)], context)
+    busy = context.info["engine_busy_seconds"]
+    assert 0.19 <= busy < 0.6
+    assert sum(r.generation_seconds for r in results) == pytest.approx(4 * 0.25)  # per-call latencies as reported

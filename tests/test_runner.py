@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import HarnessError
 from harness.metrics import evaluate
 from harness.records import iter_records
 from harness.runner import RunSpec, run_benchmark
