@@ -73,7 +73,7 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+                                      TimeElapsedColumn(), console=Console(stderr=True), transient=True)
             self._progress.__enter__()
         return self
 
@@ -89,7 +89,7 @@ class _Progress:
 
     def log(self, message: str) -> None:
         if self._progress is not None:
-            self._progress.console.print(message, highlight=False)
+            self._progress.console.print(message, highlight=False, soft_wrap=True)
 
 
 def _check_permutation(request: RerankRequest, result: RerankResult, reranker: str) -> None:
@@ -127,7 +127,7 @@ def run_benchmark(spec: RunSpec, *, show_progress: bool = True, argv: list[str] 
             group = _group_id(spec, tasks[0].benchmark, fs_name, reranker_desc)
             for task in tasks:
                 outcome = _run_subset(spec, task, reranker, reranker_desc, results_root / group, progress, argv)
-                say(f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f} → {outcome.directory}")
+                say(f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}  ({outcome.directory})")
                 outcomes.append(outcome)
             if len(tasks) > 1:
                 _write_aggregate(spec, tasks, outcomes, results_root / group, started, argv, reranker_desc)
