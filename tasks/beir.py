@@ -7,12 +7,12 @@ query ``{"_id": "1", "text": "...", "gpt4_reason": "..."}``. Negative scores in 
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
 from harness.errors import HarnessError
+from harness.jsonl import read_jsonl
 from harness.types import Qrels
 from tasks.base import ORIGINAL, Task
 
@@ -25,17 +25,10 @@ def looks_like_beir_dir(path: str | Path) -> bool:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8", errors="replace"))
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"{path}:{lineno}: not valid JSON ({exc.msg}). Fix or remove that line.") from exc
-            if not isinstance(obj, dict) or "_id" not in obj:
-                raise HarnessError(f"{path}:{lineno}: expected a JSON object with an '_id' key.")
-            yield lineno, obj
+    for lineno, obj in read_jsonl(path):
+        if "_id" not in obj:
+            raise HarnessError(f"{path}:{lineno}: expected a JSON object with an '_id' key.")
+        yield lineno, obj
 
 
 class BeirDirTask(Task):

@@ -10,13 +10,13 @@ excluded documents. The benchmark-wide number is the unweighted mean of the 8 su
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from harness.errors import DataNotAvailableError, HarnessError
+from harness.jsonl import read_jsonl
 from harness.types import Qrels
 from tasks.base import ORIGINAL, Task
 
@@ -66,17 +66,8 @@ def hub_cache_dir() -> str | None:
 
 
 def _read_jsonl(path: Path) -> Iterator[dict]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8", errors="replace"))
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"{path}:{lineno}: not valid JSON ({exc.msg}); the cached file is damaged: "
-                                   "delete it and download again.") from exc
-            if isinstance(obj, dict):
-                yield obj
+    fix = "The cached file is damaged: delete it and download again."
+    return (obj for _, obj in read_jsonl(path, fix=fix))
 
 
 class R2medTask(Task):
