@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from abc import abstractmethod
-from typing import Sequence
+from typing import Any, Sequence
 
 from harness.backends._busy import BusyClock
 from harness.llm import Generation, GenerationRequest
@@ -47,6 +48,10 @@ class LLMReranker(Reranker):
 
     default_model = ""
 
+    def engine_defaults(self) -> dict[str, Any]:
+        """Engine settings of the reference runs (e.g. Rank1's max_model_len), applied unless the user set them."""
+        return {}
+
     def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
         self.options = options or RerankerOptions()
         self.model = self.options.model or self.default_model
@@ -68,7 +73,8 @@ class LLMReranker(Reranker):
         if self._backend is None:
             from harness.backends import build_backend
 
-            self._backend = build_backend(self.model, self.options)
+            extra = {**self.engine_defaults(), **dict(self.options.extra)}
+            self._backend = build_backend(self.model, dataclasses.replace(self.options, extra=tuple(extra.items())))
         return self._backend
 
     async def generate(self, request: GenerationRequest) -> Generation:

@@ -116,6 +116,10 @@ class Rank1Reranker(LLMReranker):
         self.max_tokens = int(budget) if budget is not None else DEFAULT_MAX_TOKENS
         self.use_task_prompts = not self.options.get("skip_prompt", False)
 
+    def engine_defaults(self) -> dict[str, Any]:
+        # orionw/rank1 run.py: LLM(..., max_model_len=16000, dtype="float16", trust_remote_code=True)
+        return {"max_model_len": 16000, "dtype": "float16", "trust_remote_code": True}
+
     def sampling_params(self) -> SamplingParams:
         return SamplingParams(temperature=0.0, max_tokens=self.max_tokens, logprobs=TOP_LOGPROBS, stop=STOP,
                               skip_special_tokens=False)

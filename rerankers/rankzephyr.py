@@ -133,6 +133,11 @@ class RankZephyrReranker(ListwiseLLMReranker):
         self.passage_words = positive_option(self.options.passage_length, DEFAULT_PASSAGE_WORDS, "--passage-length")
         self.context_size = positive_option(self.options.get("context_size"), DEFAULT_CONTEXT_SIZE, "context_size")
 
+    def engine_defaults(self) -> dict[str, Any]:
+        # castorini/rank_llm: trust_remote_code=True, max_model_len = context_size + the permutation's length
+        return {"trust_remote_code": True,
+                "max_model_len": self.context_size + num_output_tokens(self.tokenizer, self.window_size)}
+
     def window_prompt(self, query: str, passages: Sequence[str], task_name: str) -> str:
         return build_prompt(self.tokenizer, query, passages, self.passage_words, self.context_size)[0]
 

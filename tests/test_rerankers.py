@@ -314,3 +314,23 @@ def test_engine_busy_time_is_reported_and_does_not_double_count_overlapping_call
     busy = context.info["engine_busy_seconds"]
     assert 0.19 <= busy < 0.6
     assert sum(r.generation_seconds for r in results) == pytest.approx(4 * 0.25)  # per-call latencies as reported
+
+
+def test_reference_engine_settings_reach_the_backend_unless_overridden(tok, monkeypatch):
+    import harness.backends
+
+    seen = {}
+
+    def fake_build_backend(model, options):
+        seen[model] = dict(options.extra)
+        return ScriptedBackend(lambda r: "")
+
+    monkeypatch.setattr(harness.backends, "build_backend", fake_build_backend)
+    Rank1Reranker(RerankerOptions(model="m1"), tokenizer=tok).backend
+    assert seen["m1"] == {"max_model_len": 16000, "dtype": "float16", "trust_remote_code": True}
+    Rank1Reranker(RerankerOptions(model="m2", extra=(("dtype", "bfloat16"),)), tokenizer=tok).backend
+    assert seen["m2"]["dtype"] == "bfloat16"
+    RankZephyrReranker(RerankerOptions(model="m3"), tokenizer=tok).backend
+    assert seen["m3"]["trust_remote_code"] is True and seen["m3"]["max_model_len"] > 4096
+    ReasonRankReranker(RerankerOptions(model="m4"), tokenizer=tok).backend
+    assert seen["m4"] == {}  # the authors pass neither dtype nor max_model_len

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import itertools
+import os
 import threading
 import time
 from typing import Any
@@ -116,6 +117,8 @@ class VLLMBackend(Backend):
             return self._engine
 
     async def _start_engine(self):
+        if "max_model_len" in self.engine_args:  # Rank1's 16,000 exceeds some checkpoints' configured length
+            os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
         args = self._vllm.AsyncEngineArgs(**self.engine_args)
         return self._vllm.AsyncLLMEngine.from_engine_args(args)
 
