@@ -214,7 +214,9 @@ def _run_subset(spec: RunSpec, task, reranker, reranker_desc: dict[str, Any], gr
         "task": {**task.describe(), "evaluated_queries": evaluation.judged_queries},
         "first_stage": {
             "spec": fs_spec, "source": first.source, "sha256": first.sha256, "top_k": spec.top_k,
-            "query_field": spec.query_field, "params": first.params, "report": first.report,
+            # a published run was retrieved with a fixed query text, whatever --query-field says
+            "query_field": first.params.get("retrieval_query_field", spec.query_field),
+            "params": first.params, "report": first.report,
         },
         "reranker": {
             "name": spec.reranker,

@@ -59,12 +59,13 @@ class _Family:
     file: str
     benchmark: str
     description: str
+    retrieval_query_field: str  # which query text the authors retrieved with (fixed in the file, not an option)
 
 
 _REASONIR = _Family("reasonir-published", REASONIR_FILE, "bright",
-                    "ReasonIR-8B top-100 over GPT-4 reasoning queries (BRIGHT)")
+                    "ReasonIR-8B top-100 over GPT-4 reasoning queries (BRIGHT)", "gpt4_reason")
 _E5_MISTRAL = _Family("e5-mistral-published", E5_MISTRAL_FILE, "r2med",
-                      "E5-Mistral-7B-Instruct top-100 over the original queries (R2MED)")
+                      "E5-Mistral-7B-Instruct top-100 over the original queries (R2MED)", "original")
 
 
 def reasonir_published(argument: str | None, options: FirstStageOptions) -> "PublishedRun":
@@ -142,5 +143,6 @@ class PublishedRun(FirstStage):
         return load_candidates(
             path, task, options, source=published_url(key, self.family.file), mode=self.mode, sha256=expected,
             params={"commit": COMMIT, "key": key, "file": self.family.file, "copy": self._origin(path),
-                    "license": "MIT", "attribution": ATTRIBUTION, "description": self.family.description},
+                    "license": "MIT", "attribution": ATTRIBUTION, "description": self.family.description,
+                    "retrieval_query_field": self.family.retrieval_query_field},
         )
