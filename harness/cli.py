@@ -12,6 +12,7 @@ from harness.errors import HarnessError
 
 COMMAND_MODULES = [
     "harness.commands.core",  # run, eval, ls, doctor
+    "harness.commands.retrieve",  # retrieve (first-stage run on its own)
     "harness.commands.prompt",  # prompt (print the exact reranker prompt)
     "harness.commands.train",  # train synthesize | filter | convert | sft | grpo
 ]

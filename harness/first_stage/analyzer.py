@@ -1,0 +1,87 @@
+"""The Lucene English analyzer (pyserini's default, Anserini ``DefaultEnglishAnalyzer`` with the Porter stemmer),
+re-implemented in Python so BM25 needs no Java:
+
+1. StandardTokenizer — Unicode UAX#29 word boundaries, approximated with regular expressions: letters and digits
+   form words; ``_`` joins (ExtendNumLet); ``.``, ``'`` and ``’`` join letter–letter and digit–digit (MidNumLet);
+   ``:`` and ``·`` join letter–letter (MidLetter); ``,`` and ``;`` join digit–digit (MidNum); every other character
+   (hyphens, slashes, ``@``…) splits. Han and Hiragana characters are single tokens (Katakana runs stay words); tokens longer than
+   255 characters are split into 255-character pieces.
+2. EnglishPossessiveFilter — drops a trailing ``'s`` / ``’s``.
+3. LowerCaseFilter.
+4. StopFilter with Lucene's 33 English stop words.
+5. PorterStemFilter — the original Porter algorithm (PyStemmer's ``porter``, not Snowball English).
+
+Known approximation: UAX#29 details outside these rules (e.g. emoji sequences, Thai/Lao dictionary segmentation) are
+not reproduced; ``ANALYZER_VERSION`` keys every on-disk index so a change here rebuilds them.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+ANALYZER_VERSION = "lucene-english-porter-1"
+
+STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
+    "they this to was will with".split()
+)
+MAX_TOKEN_LENGTH = 255
+
+_L = r"[^\W\d_]"  # a letter (any script)
+_TOKEN = re.compile(
+    rf"[\w]+(?:(?:(?<={_L})[.'’:·](?={_L})|(?<=\d)[.,;'’](?=\d))[\w]+)*"
+)
+_IDEOGRAPHIC = re.compile(r"([\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f])")
+_POSSESSIVE = re.compile(r"['’‛]s$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("porter")
+
+
+def tokenize(text: str) -> list[str]:
+    """StandardTokenizer approximation (case preserved)."""
+    text = _IDEOGRAPHIC.sub(r" \1 ", text)
+    tokens = []
+    for token in _TOKEN.findall(text):
+        if len(token) > MAX_TOKEN_LENGTH:
+            tokens.extend(token[i:i + MAX_TOKEN_LENGTH] for i in range(0, len(token), MAX_TOKEN_LENGTH))
+        else:
+            tokens.append(token)
+    return tokens
+
+
+class Analyzer:
+    """Callable text → analysed terms. Stems are memoised (corpora repeat words)."""
+
+    version = ANALYZER_VERSION
+
+    def __init__(self):
+        self._stems: dict[str, str] = {}
+        self._stemmer = _stemmer()
+
+    def __call__(self, text: str) -> list[str]:
+        out = []
+        stems = self._stems
+        for token in tokenize(text):
+            token = _POSSESSIVE.sub("", token).lower()
+            if not token or token in STOP_WORDS:
+                continue
+            stem = stems.get(token)
+            if stem is None:
+                stem = stems[token] = self._stemmer.stemWord(token)
+            out.append(stem)
+        return out
+
+
+def analyze(text: str) -> list[str]:
+    return _default()(text)
+
+
+@lru_cache(maxsize=1)
+def _default() -> Analyzer:
+    return Analyzer()
