@@ -14,6 +14,7 @@ from typing import Any
 from harness.types import Run
 
 
+
 @dataclass(frozen=True)
 class FirstStageOptions:
     top_k: int = 100
@@ -40,3 +41,22 @@ class FirstStage(ABC):
     @abstractmethod
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
         """Return candidates for every query of ``task`` (a ``tasks.base.Task``)."""
+
+
+def top_k_indices(scores, k: int, positive_only: bool = False):
+    """Indices of the k best scores (numpy array), score descending, ties in index (corpus) order — the order of
+    a stable sort, as BRIGHT's retrievers produce. ``-inf`` marks removed documents; ``positive_only`` keeps only
+    documents with a score above 0 (documents that match the query)."""
+    import numpy as np
+
+    valid = scores > 0 if positive_only else np.isfinite(scores)
+    n_valid = int(valid.sum())
+    if n_valid == 0 or k < 1:
+        return np.empty(0, dtype=np.int64)
+    k = min(k, n_valid)
+    masked = np.where(valid, scores, -np.inf)
+    kth = np.partition(masked, masked.size - k)[masked.size - k]
+    above = np.flatnonzero(masked > kth)
+    at = np.flatnonzero(masked == kth)[: k - above.size]
+    chosen = np.concatenate([above, at])
+    return chosen[np.lexsort((chosen, -masked[chosen]))]

@@ -36,7 +36,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.first_stage.analyzer import ANALYZER_VERSION, Analyzer
-from harness.first_stage.base import FirstStage, FirstStageOptions, FirstStageResult
+from harness.first_stage.base import FirstStage, FirstStageOptions, FirstStageResult, top_k_indices
 from harness.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -156,21 +156,6 @@ def _query_matrix(corpus: _Corpus, queries: list[list[str]], variant: str, term_
         vals.extend(weights.tolist())
     dtype = np.float32 if variant == "lucene" else np.float64
     return sparse.csr_matrix((np.array(vals, dtype=dtype), (rows, cols)), shape=(len(queries), len(corpus.vocab)))
-
-
-def _top_k(scores: np.ndarray, k: int, matching_only: bool) -> np.ndarray:
-    """Indices of the k best scores, score descending, ties in corpus (index) order."""
-    valid = scores > 0 if matching_only else np.isfinite(scores)
-    n_valid = int(valid.sum())
-    if n_valid == 0:
-        return np.empty(0, dtype=np.int64)
-    k = min(k, n_valid)
-    masked = np.where(valid, scores, -np.inf)
-    kth = np.partition(masked, masked.size - k)[masked.size - k]
-    above = np.flatnonzero(masked > kth)
-    at = np.flatnonzero(masked == kth)[: k - above.size]
-    chosen = np.concatenate([above, at])
-    return chosen[np.lexsort((chosen, -masked[chosen]))]
 
 
 def score_bags(doc_bags: list[list[str]], query_bags: list[list[str]], variant: str = "bright", k1: float = K1,
@@ -392,7 +377,7 @@ class BM25FirstStage(FirstStage):
                     if i is not None:
                         s[i] = -np.inf
                         report["excluded_removed"] += 1
-                top = _top_k(s, options.top_k, matching_only=self.variant == "lucene")
+                top = top_k_indices(s, options.top_k, positive_only=self.variant == "lucene")
                 run[qid] = [(corpus.docids[i], float(s[i])) for i in top]
         return FirstStageResult(
             run=run,
