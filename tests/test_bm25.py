@@ -218,3 +218,29 @@ def test_cli_run_and_retrieve_on_tiny(tmp_path):
     run, _ = read_run(tmp_path / "run.trec")
     assert len(run) == 5 and all(len(hits) <= 5 for hits in run.values())
     assert "math/ineq_2_dup" not in {d for d, _ in run["q4"]}  # excluded for q4
+
+
+def test_bm25_equals_gensim_lucene_bm25_model_itself(tmp_path):
+    """Against the library BRIGHT uses: gensim LuceneBM25Model + SparseMatrixSimilarity (float32 there)."""
+    gensim = pytest.importorskip("gensim")
+    from gensim.corpora import Dictionary
+    from gensim.models import LuceneBM25Model
+    from gensim.similarities import SparseMatrixSimilarity
+
+    del gensim
+    bags = [analyze(t) for t in CRAFTED_DOCS.values()]
+    dictionary = Dictionary(bags)
+    model = LuceneBM25Model(dictionary=dictionary, k1=0.9, b=0.4)
+    index = SparseMatrixSimilarity(model[[dictionary.doc2bow(b) for b in bags]], num_docs=len(bags),
+                                   num_terms=len(dictionary), normalize_queries=False, normalize_documents=False)
+    task = _beir(tmp_path, CRAFTED_DOCS, {f"q{i}": q for i, q in enumerate(CRAFTED_QUERIES)})
+    run = _retrieve(task, cache=tmp_path / "cache").run
+    ids = list(CRAFTED_DOCS)
+    for i, query in enumerate(CRAFTED_QUERIES):
+        bow = dictionary.doc2bow(analyze(query))
+        if not bow:
+            continue
+        reference = dict(zip(ids, index[model[bow]].tolist()))
+        got = dict(run[f"q{i}"])
+        for d in ids:
+            assert got[d] == pytest.approx(reference[d], abs=1e-5)

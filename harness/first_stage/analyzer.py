@@ -45,7 +45,8 @@ def _stemmer():
 
 def tokenize(text: str) -> list[str]:
     """StandardTokenizer approximation (case preserved)."""
-    text = _IDEOGRAPHIC.sub(r" \1 ", text)
+    if not text.isascii():
+        text = _IDEOGRAPHIC.sub(r" \1 ", text)
     tokens = []
     for token in _TOKEN.findall(text):
         if len(token) > MAX_TOKEN_LENGTH:
@@ -56,25 +57,29 @@ def tokenize(text: str) -> list[str]:
 
 
 class Analyzer:
-    """Callable text → analysed terms. Stems are memoised (corpora repeat words)."""
+    """Callable text → analysed terms. The filter chain's result is memoised per raw token (corpora repeat words)."""
 
     version = ANALYZER_VERSION
 
     def __init__(self):
-        self._stems: dict[str, str] = {}
+        self._terms: dict[str, str] = {}  # raw token → term ("" when the stop filter drops it)
         self._stemmer = _stemmer()
 
+    def _term(self, token: str) -> str:
+        token = _POSSESSIVE.sub("", token).lower()
+        if not token or token in STOP_WORDS:
+            return ""
+        return self._stemmer.stemWord(token)
+
     def __call__(self, text: str) -> list[str]:
+        terms = self._terms
         out = []
-        stems = self._stems
         for token in tokenize(text):
-            token = _POSSESSIVE.sub("", token).lower()
-            if not token or token in STOP_WORDS:
-                continue
-            stem = stems.get(token)
-            if stem is None:
-                stem = stems[token] = self._stemmer.stemWord(token)
-            out.append(stem)
+            term = terms.get(token)
+            if term is None:
+                term = terms[token] = self._term(token)
+            if term:
+                out.append(term)
         return out
 
 
