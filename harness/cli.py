@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "harness.commands.core",  # run, eval, ls, doctor
     "harness.commands.retrieve",  # retrieve (first-stage run on its own)
     "harness.commands.prompt",  # prompt (print the exact reranker prompt)
+    "harness.commands.leaderboard",  # site build, verify, submit validate
     "harness.commands.train",  # train synthesize | filter | convert | sft | grpo
 ]
 

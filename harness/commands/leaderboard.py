@@ -1,0 +1,70 @@
+"""``harness site build``, ``harness verify``, ``harness submit validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def site_build(
+    results: Path = typer.Option(Path("results"), "--results", help="Directory of run records."),
+    out: Path = typer.Option(Path("_site"), "--out", help="Output directory for the static site."),
+    task_data: bool = typer.Option(False, "--task-data", help="Show query texts and gold marks in the query "
+                                   "explorer, read from locally available task data (queries and qrels)."),
+    resamples: int = typer.Option(10_000, "--resamples", help="Resamples of the significance tests and "
+                                  "bootstrap intervals."),
+) -> None:
+    """Generate the static leaderboard from run records (deployable as-is, e.g. to GitHub Pages).
+
+    Example: harness site build --results results --out _site
+    """
+    from harness.site import build, task_data_loader
+
+    index = build(results, out, task_data=task_data_loader() if task_data else None, n_resamples=resamples)
+    typer.echo(f"site written to {index.parent} (open {index})")
+
+
+def verify(
+    claims: Optional[List[Path]] = typer.Option(None, "--claims", help="Claims YAML file or directory (repeatable) "
+                                                "[default: <results>/expected]."),
+    results: Path = typer.Option(Path("results"), "--results", help="Directory of run records."),
+    fail_on_missing: bool = typer.Option(False, "--fail-on-missing", help="Also exit non-zero when a claim has "
+                                         "no matching record."),
+    hide_missing: bool = typer.Option(False, "--hide-missing", help="Do not list claims without a matching record."),
+) -> None:
+    """Grade run records against published claims: OK / OKish / FAIL per subset; exits 1 on FAIL.
+
+    Example: harness verify --claims results/expected/reasonrank.yaml --results results
+    """
+    from harness import verify as _verify
+
+    paths = list(claims) if claims else [_verify.default_claims_dir(results)]
+    outcome = _verify.verify(_verify.load_claims(paths), results)
+    typer.echo(_verify.render_report(outcome, show_missing=not hide_missing))
+    raise typer.Exit(_verify.exit_code(outcome, fail_on_missing=fail_on_missing))
+
+
+def submit_validate(path: Path = typer.Argument(..., help="Record directory: results/<group_id>/<subset> or "
+                                                "results/<group_id>.")) -> None:
+    """Re-score a submitted run against the task's qrels and check schema, provenance, hashes, coverage and
+    excluded documents; exits 1 when anything is wrong.
+
+    Example: harness submit validate results/tiny__run-first_stage.trec__oracle__e5c3108d/tiny
+    """
+    from harness.submit import validate
+
+    report = validate(path)
+    typer.echo(report.render())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    site_app = typer.Typer(help="Static leaderboard site.", no_args_is_help=True)
+    site_app.command("build")(site_build)
+    app.add_typer(site_app, name="site")
+    app.command("verify")(verify)
+    submit_app = typer.Typer(help="Leaderboard submissions.", no_args_is_help=True)
+    submit_app.command("validate")(submit_validate)
+    app.add_typer(submit_app, name="submit")
