@@ -244,3 +244,15 @@ def test_bm25_equals_gensim_lucene_bm25_model_itself(tmp_path):
         got = dict(run[f"q{i}"])
         for d in ids:
             assert got[d] == pytest.approx(reference[d], abs=1e-5)
+
+
+def test_parallel_analysis_gives_the_same_index_as_one_process(tmp_path, monkeypatch):
+    import harness.first_stage.bm25 as bm25
+
+    docs = {f"d{i}": f"{CRAFTED_DOCS[k]} extra{i % 7}" for i, k in enumerate(list(CRAFTED_DOCS) * 3)}
+    task = _beir(tmp_path, docs, {"q": "cat whiskers extra3", "r": "version 3.14"})
+    serial = _retrieve(task, cache=tmp_path / "serial")
+    monkeypatch.setattr(bm25, "_PARALLEL_MIN_DOCS", 0)
+    monkeypatch.setattr(bm25.os, "cpu_count", lambda: 2)
+    parallel = _retrieve(task, cache=tmp_path / "parallel")
+    assert parallel.run == serial.run

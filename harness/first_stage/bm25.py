@@ -166,9 +166,8 @@ def score_bags(doc_bags: list[list[str]], query_bags: list[list[str]], variant: 
     return (_query_matrix(corpus, query_bags, variant, term_idf, k1, b) @ weights_t).toarray()
 
 
-def _corpus_from_bags(docids: list[str], bags: Iterable[list[str]], report: dict[str, int] | None = None) -> _Corpus:
-    from scipy import sparse
-
+def _count_terms(bags: Iterable[list[str]]):
+    """Term counts of a run of documents with a local vocabulary: (terms, indptr, indices, data, lengths)."""
     vocab: dict[str, int] = {}
     indptr, indices, data, lengths = [0], [], [], []
     for bag in bags:
@@ -176,41 +175,66 @@ def _corpus_from_bags(docids: list[str], bags: Iterable[list[str]], report: dict
         for term in bag:
             j = vocab.setdefault(term, len(vocab))
             counted[j] = counted.get(j, 0) + 1
-        indices.extend(counted.keys())
+        indices.extend(counted)
         data.extend(counted.values())
         indptr.append(len(indices))
         lengths.append(len(bag))
-    counts = sparse.csr_matrix((np.array(data, dtype=np.int32), np.array(indices, dtype=np.int32),
-                                np.array(indptr, dtype=np.int64)), shape=(len(docids), len(vocab)))
-    counts.sort_indices()
-    return _Corpus(docids, vocab, counts, np.array(lengths, dtype=np.int64), dict(report or {}))
+    return (list(vocab), np.array(indptr, dtype=np.int64), np.array(indices, dtype=np.int32),
+            np.array(data, dtype=np.int32), np.array(lengths, dtype=np.int64))
+
+
+def _merge_counts(docids: list[str], chunks, report: dict[str, int] | None = None) -> _Corpus:
+    """One corpus from consecutive chunks; global term ids in order of first appearance, as one pass would give."""
+    from scipy import sparse
+
+    vocab: dict[str, int] = {}
+    indptrs, indices, data, lengths, offset = [np.zeros(1, dtype=np.int64)], [], [], [], 0
+    for terms, indptr, local_indices, counts, chunk_lengths in chunks:
+        mapping = np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int32, count=len(terms))
+        indices.append(mapping[local_indices] if len(terms) else local_indices)
+        data.append(counts)
+        indptrs.append(indptr[1:] + offset)
+        offset += int(indptr[-1])
+        lengths.append(chunk_lengths)
+    counts_matrix = sparse.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.int32),
+                                       np.concatenate(indices) if indices else np.zeros(0, np.int32),
+                                       np.concatenate(indptrs)), shape=(len(docids), len(vocab)))
+    counts_matrix.sort_indices()
+    all_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    return _Corpus(docids, vocab, counts_matrix, all_lengths, dict(report or {}))
+
+
+def _corpus_from_bags(docids: list[str], bags: Iterable[list[str]], report: dict[str, int] | None = None) -> _Corpus:
+    return _merge_counts(docids, [_count_terms(bags)], report)
 
 
 # --- building and caching the analysed corpus -----------------------------------------------------------------
 
-def _analyze_chunk(texts: list[str]) -> list[list[str]]:
+def _analyze_and_count(texts: list[str]):
     analyzer = Analyzer()
-    return [analyzer(t) for t in texts]
+    return _count_terms(analyzer(t) for t in texts)
 
 
-def _analyze_all(texts: list[str], progress) -> list[list[str]]:
+def _analyze_corpus(docids: list[str], texts: list[str], report: dict[str, int], progress) -> _Corpus:
+    """Analyse in worker processes when the corpus is large; workers send back compact numpy term counts."""
     workers = min(os.cpu_count() or 1, 8)
-    chunk = 2000
-    chunks = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+    chunk = 4000
+    parts = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+    chunks = []
     if len(texts) < _PARALLEL_MIN_DOCS or workers < 2:
-        out = []
-        for part in chunks:
-            out.extend(_analyze_chunk(part))
+        for part in parts:
+            chunks.append(_analyze_and_count(part))
             progress(len(part))
-        return out
-    import multiprocessing
+    else:
+        import multiprocessing
 
-    out = []
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for part in pool.imap(_analyze_chunk, chunks):
-            out.extend(part)
-            progress(len(part))
-    return out
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for part, counted in zip(parts, pool.imap(_analyze_and_count, parts)):
+                chunks.append(counted)
+                progress(len(part))
+    corpus = _merge_counts(docids, chunks, report)
+    corpus.report["empty_documents"] = int((corpus.lengths == 0).sum())
+    return corpus
 
 
 def _build_corpus(task, progress_factory) -> _Corpus:
@@ -226,9 +250,7 @@ def _build_corpus(task, progress_factory) -> _Corpus:
     if not docids:
         raise HarnessError(f"Task {task.name} has an empty corpus; BM25 needs at least one document.")
     tick = progress_factory(f"{task.name}: BM25 analysing {len(docids):,} documents", len(docids))
-    bags = _analyze_all(texts, tick)
-    report["empty_documents"] = sum(1 for bag in bags if not bag)
-    return _corpus_from_bags(docids, bags, report)
+    return _analyze_corpus(docids, texts, report, tick)
 
 
 def _sha256(path: Path) -> str:
