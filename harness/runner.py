@@ -193,6 +193,8 @@ def _run_subset(spec: RunSpec, task, reranker, reranker_desc: dict[str, Any], gr
             "model_calls": len(res.calls) if res else 0,
             "parse_failures": res.parse_failures if res else 0,
             "fallbacks": dict(Counter(c.fallback for c in res.calls if c.fallback)) if res else {},
+            # relevant documents of the query, so the site can mark gold hits without loading the task
+            "gold": {d: g for d, g in judged_all.get(qid, {}).items() if g > 0},
         })
 
     fallbacks: Counter[str] = Counter()
