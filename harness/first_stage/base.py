@@ -60,3 +60,21 @@ def top_k_indices(scores, k: int, positive_only: bool = False):
     at = np.flatnonzero(masked == kth)[: k - above.size]
     chosen = np.concatenate([above, at])
     return chosen[np.lexsort((chosen, -masked[chosen]))]
+
+
+
+def unique_corpus(task) -> tuple[list[str], list[str], int]:
+    """(docids, texts, duplicates dropped) in corpus order; a repeated docid keeps its first text."""
+    from harness.errors import HarnessError
+
+    docids, texts, seen, duplicates = [], [], set(), 0
+    for docid, text in task.iter_docs():
+        if docid in seen:
+            duplicates += 1
+            continue
+        seen.add(docid)
+        docids.append(docid)
+        texts.append(text or "")
+    if not docids:
+        raise HarnessError(f"Task {task.name} has an empty corpus; retrieval needs at least one document.")
+    return docids, texts, duplicates

@@ -36,7 +36,9 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.first_stage.analyzer import ANALYZER_VERSION, Analyzer
-from harness.first_stage.base import FirstStage, FirstStageOptions, FirstStageResult, top_k_indices
+from harness.first_stage.base import (
+    FirstStage, FirstStageOptions, FirstStageResult, top_k_indices, unique_corpus,
+)
 from harness.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -238,17 +240,8 @@ def _analyze_corpus(docids: list[str], texts: list[str], report: dict[str, int],
 
 
 def _build_corpus(task, progress_factory) -> _Corpus:
-    docids, texts, seen = [], [], set()
-    report = {"duplicate_docids": 0, "empty_documents": 0}
-    for docid, text in task.iter_docs():
-        if docid in seen:
-            report["duplicate_docids"] += 1
-            continue
-        seen.add(docid)
-        docids.append(docid)
-        texts.append(text or "")
-    if not docids:
-        raise HarnessError(f"Task {task.name} has an empty corpus; BM25 needs at least one document.")
+    docids, texts, duplicates = unique_corpus(task)
+    report = {"duplicate_docids": duplicates, "empty_documents": 0}
     tick = progress_factory(f"{task.name}: BM25 analysing {len(docids):,} documents", len(docids))
     return _analyze_corpus(docids, texts, report, tick)
 

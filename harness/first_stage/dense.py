@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataNotAvailableError, HarnessError, require
-from harness.first_stage.base import FirstStage, FirstStageOptions, FirstStageResult, top_k_indices
+from harness.first_stage.base import (
+    FirstStage, FirstStageOptions, FirstStageResult, top_k_indices, unique_corpus,
+)
 from harness.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -143,16 +145,7 @@ class DenseFirstStage(FirstStage):
         return emb, False
 
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
-        docids, texts, seen, duplicates = [], [], set(), 0
-        for docid, text in task.iter_docs():
-            if docid in seen:
-                duplicates += 1
-                continue
-            seen.add(docid)
-            docids.append(docid)
-            texts.append(text or "")
-        if not docids:
-            raise HarnessError(f"Task {task.name} has an empty corpus.")
+        docids, texts, duplicates = unique_corpus(task)
         root = Path(options.cache_dir) / "dense" if options.cache_dir else cache_dir("dense")
         doc_emb, cached = self._doc_embeddings(task, docids, texts, root)
         queries = task.queries(options.query_field)
