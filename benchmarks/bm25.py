@@ -66,21 +66,32 @@ def _load(directory: Path):
 
 
 def engine_ours(directory: Path, variant: str, top_k: int, slow_queries: int) -> dict:
+    import numpy as np
+
     from harness.first_stage import FirstStageOptions
-    from harness.first_stage.bm25 import BM25FirstStage
+    from harness.first_stage.analyzer import Analyzer
+    from harness.first_stage.base import top_k_indices
+    from harness.first_stage.bm25 import (
+        B, K1, BM25FirstStage, _doc_weights, _query_matrix, _score_block, load_or_build_corpus,
+    )
 
-    task, _, _ = _load(directory)
+    task, _, queries = _load(directory)
     cache = tempfile.mkdtemp()
-    options = FirstStageOptions(top_k=top_k, cache_dir=cache)
-    stage = BM25FirstStage(variant)
     t0 = time.perf_counter()
-    from harness.first_stage.bm25 import load_or_build_corpus
-
-    load_or_build_corpus(task, Path(cache) / "bm25", progress_factory=lambda d, t: (lambda n: None))
+    corpus, _ = load_or_build_corpus(task, Path(cache) / "bm25", progress_factory=lambda d, t: (lambda n: None))
+    weights_t, term_idf = _doc_weights(corpus, variant, K1, B)
     t1 = time.perf_counter()
-    stage.retrieve(task, options)  # loads the cached index, scores every query
+    analyzer = Analyzer()
+    bags = [analyzer(text) for text in queries.values()]
+    for start in range(0, len(bags), 64):
+        scores = _score_block(_query_matrix(corpus, bags[start:start + 64], variant, term_idf, K1, B), weights_t)
+        for row in scores:
+            top_k_indices(np.asarray(row), top_k, positive_only=variant == "lucene")
     t2 = time.perf_counter()
-    return {"index_s": t1 - t0, "search_s": t2 - t1}
+    options = FirstStageOptions(top_k=top_k, cache_dir=cache)
+    BM25FirstStage(variant).retrieve(task, options)  # a second run: fingerprint corpus, load cached index, search
+    t3 = time.perf_counter()
+    return {"index_s": t1 - t0, "search_s": t2 - t1, "cached_run_s": t3 - t2}
 
 
 def engine_bright_reference(directory: Path, top_k: int, slow_queries: int) -> dict:
@@ -202,14 +213,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'engine':28} {'index s':>9} {'search s':>10} {'total s':>9} {'peak RSS MB':>12}")
+    print(f"{'engine':28} {'index s':>9} {'search s':>10} {'total s':>9} {'peak RSS MB':>12}  notes")
     for name, r in results.items():
         if "error" in r:
             print(f"{name:28} error: {r['error']}")
             continue
         star = "*" if r.get("extrapolated") else ""
         total = r["index_s"] + r["search_s"]
-        print(f"{name:28} {r['index_s']:9.2f} {r['search_s']:9.2f}{star:1} {total:9.2f} {r['peak_rss_mb']:12.0f}")
+        note = f"re-run with cached index: {r['cached_run_s']:.2f} s" if "cached_run_s" in r else ""
+        print(f"{name:28} {r['index_s']:9.2f} {r['search_s']:9.2f}{star:1} {total:9.2f} {r['peak_rss_mb']:12.0f}  {note}")
     ref = results.get("bright-reference (gensim)", {})
     ours = results.get("ours-bm25", {})
     if "index_s" in ref and "index_s" in ours:

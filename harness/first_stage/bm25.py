@@ -116,7 +116,7 @@ class _Corpus:
 
 
 def _doc_weights(corpus: _Corpus, variant: str, k1: float, b: float):
-    """Document-side BM25 weights as a terms × docs CSR matrix (so a block of queries is one product)."""
+    """Document-side BM25 weights as a terms × docs CSR matrix: a query block multiplies only its terms' rows."""
     counts = corpus.counts.tocsr()
     n_docs = len(corpus.docids)
     term_idf = idf(n_docs, corpus.df())
@@ -165,7 +165,18 @@ def score_bags(doc_bags: list[list[str]], query_bags: list[list[str]], variant: 
     """Dense queries × docs scores for pre-analysed bags (the scoring core, exposed for tests and tools)."""
     corpus = _corpus_from_bags([str(i) for i in range(len(doc_bags))], doc_bags)
     weights_t, term_idf = _doc_weights(corpus, variant, k1, b)
-    return (_query_matrix(corpus, query_bags, variant, term_idf, k1, b) @ weights_t).toarray()
+    return _score_block(_query_matrix(corpus, query_bags, variant, term_idf, k1, b), weights_t)
+
+
+def _score_block(queries, weights_t) -> np.ndarray:
+    """Dense queries × docs scores. Only the rows of the block's own terms take part in the product, which keeps it
+    to the postings those queries touch."""
+    terms = np.unique(queries.indices)
+    if terms.size == 0:
+        return np.zeros((queries.shape[0], weights_t.shape[1]))
+    sub = weights_t[terms]  # terms × docs, CSR row slice
+    coefficients = queries[:, terms].toarray()  # block × terms
+    return np.asarray((sub.T @ coefficients.T).T, dtype=np.float64)
 
 
 def _count_terms(bags: Iterable[list[str]]):
@@ -380,7 +391,7 @@ class BM25FirstStage(FirstStage):
         for start in range(0, len(qids), block):
             block_qids = qids[start:start + block]
             matrix = _query_matrix(corpus, bags[start:start + block], self.variant, term_idf, self.k1, self.b)
-            scores = (matrix @ weights_t).toarray().astype(np.float64)
+            scores = _score_block(matrix, weights_t)
             for row, qid in enumerate(block_qids):
                 if matrix.indptr[row] == matrix.indptr[row + 1]:
                     report["empty_queries"] += 1
