@@ -256,3 +256,28 @@ def test_parallel_analysis_gives_the_same_index_as_one_process(tmp_path, monkeyp
     monkeypatch.setattr(bm25.os, "cpu_count", lambda: 2)
     parallel = _retrieve(task, cache=tmp_path / "parallel")
     assert parallel.run == serial.run
+
+
+def test_bm25_lucene_matches_pyserini_when_installed(tmp_path):
+    """Parity with Lucene itself (only where the 'pyserini' extra and a Java ≥ 21 runtime are installed)."""
+    pytest.importorskip("pyserini")
+    import random
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(400)] + ["running", "runner's", "state-of-the-art", "3.14", "café"]
+    docs = {f"d{i}": " ".join(rng.choices(words, k=rng.randint(5, 200))) for i in range(1500)}
+    queries = {f"q{i}": " ".join(rng.choices(words, k=rng.randint(1, 6))) for i in range(60)}
+    task = _beir(tmp_path, docs, queries)
+    ours = _retrieve(task, "bm25-lucene", top_k=10, cache=tmp_path / "ours").run
+    options = FirstStageOptions(top_k=10, extra=(("bm25_backend", "pyserini"),))
+    try:
+        lucene = build_first_stage("bm25-lucene", options).retrieve(task, options).run
+    except HarnessError as exc:  # no usable Java runtime here
+        pytest.skip(str(exc))
+    same_top10 = 0
+    for qid in queries:
+        a, b = ours[qid], lucene[qid]
+        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-4)
+        cutoff = a[-1][1] if len(a) == 10 else -1.0
+        same_top10 += {d for d, s in a if s > cutoff + 1e-4} == {d for d, s in b if s > cutoff + 1e-4}
+    assert same_top10 / len(queries) >= 0.99
