@@ -122,6 +122,7 @@ def test_bm25_matches_the_gensim_semantics_reference_on_crafted_texts(tmp_path):
     ("naïve café 東京", ["naïv", "café", "東", "京"]),
     ("fairly generously", ["fairli", "gener"]),  # original Porter (Snowball would give fair, generous)
     ("relational generalization", ["relat", "gener"]),
+    ("analogies archaeology", ["analog", "archaeolog"]),  # Lucene's (Martin Porter's) logi → log departure
 ])
 def test_analyzer(text, terms):
     assert analyze(text) == terms
@@ -274,10 +275,11 @@ def test_bm25_lucene_matches_pyserini_when_installed(tmp_path):
         lucene = build_first_stage("bm25-lucene", options).retrieve(task, options).run
     except HarnessError as exc:  # no usable Java runtime here
         pytest.skip(str(exc))
+    # Anserini reports scores rounded to 4 decimals (minus tiny tie-breaking decrements): compare at that resolution
     same_top10 = 0
     for qid in queries:
         a, b = ours[qid], lucene[qid]
-        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-4)
-        cutoff = a[-1][1] if len(a) == 10 else -1.0
-        same_top10 += {d for d, s in a if s > cutoff + 1e-4} == {d for d, s in b if s > cutoff + 1e-4}
+        assert [round(s, 4) for _, s in a] == pytest.approx([s for _, s in b], abs=1.5e-4)
+        cutoff = round(a[-1][1], 4) if len(a) == 10 else -1.0
+        same_top10 += {d for d, s in a if round(s, 4) > cutoff} == {d for d, s in b if s > cutoff + 5e-5}
     assert same_top10 / len(queries) >= 0.99
