@@ -240,6 +240,7 @@ def _run_subset(spec: RunSpec, task, reranker, reranker_desc: dict[str, Any], gr
             "fallbacks": dict(fallbacks),
             "missing_queries": len(evaluation.missing_queries),
             "excluded_removed": evaluation.excluded_removed,
+            "qrels_unknown_queries": task.qrels_unknown_queries,
         },
         "cost": {
             "wall_seconds": round(wall, 3),

@@ -59,7 +59,18 @@ class Task(ABC):
 
     @cached_property
     def qrels_all(self) -> Qrels:
-        return self._load_qrels()
+        """All judgments of the task's queries, negative grades included. Judgments for query ids the task does not
+        have cannot be run: they are dropped here (counted in ``qrels_unknown_queries``), never scored as 0."""
+        loaded = self._load_qrels()
+        known = self._queries
+        kept = {q: docs for q, docs in loaded.items() if q in known}
+        self._qrels_unknown_queries = len(loaded) - len(kept)
+        return kept
+
+    @property
+    def qrels_unknown_queries(self) -> int:
+        self.qrels_all  # loading sets the count
+        return self._qrels_unknown_queries
 
     @cached_property
     def qrels(self) -> Qrels:

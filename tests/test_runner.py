@@ -127,11 +127,19 @@ def test_malformed_and_empty_runs_and_wrong_task(tmp_path, capsys):
     assert "malformed_lines: 1" in out and "duplicate_docids: 1" in out
 
 
-def test_qrels_that_reference_unknown_queries_are_ignored_for_the_run_and_scored_as_missing(tmp_path):
-    qrels = {"q1": {"bio/photo_1": 1}, "ghost": {"x": 1}}
-    result = evaluate({"q1": [("bio/photo_1", 1.0)]}, qrels, ("nDCG@10",))
-    assert result.missing_queries == ["ghost"]
-    assert result.means["nDCG@10"] == pytest.approx(0.5)
+def test_qrels_that_reference_unknown_queries_are_dropped_and_counted(tmp_path):
+    beir = tmp_path / "ghosts"
+    shutil.copytree(DATA_DIR, beir)
+    with (beir / "qrels" / "test.tsv").open("a") as fh:
+        fh.write("ghost-query\tbio/photo_1\t1\n")
+    run_benchmark(RunSpec(task=str(beir), reranker="oracle", first_stage=f"run:{FIRST_STAGE_RUN}",
+                          results_dir=str(tmp_path / "res")), show_progress=False)
+    _, record = _only_record(tmp_path / "res")
+    assert record["counts"]["qrels_unknown_queries"] == 1
+    assert record["metrics"]["nDCG@10"] == pytest.approx(1.0)  # not dragged down by an unrunnable query
+    # `harness eval` on a bare qrels file keeps pytrec_eval's view: a judged query absent from the run scores 0
+    result = evaluate({"q1": [("bio/photo_1", 1.0)]}, {"q1": {"bio/photo_1": 1}, "ghost": {"x": 1}}, ("nDCG@10",))
+    assert result.missing_queries == ["ghost"] and result.means["nDCG@10"] == pytest.approx(0.5)
 
 
 # --- interruption: finished subsets stay, nothing half-written --------------------------------------------
