@@ -87,9 +87,10 @@ class Analyzer:
 
 
 def analyze(text: str) -> list[str]:
-    return _default()(text)
+    return default_analyzer()(text)
 
 
 @lru_cache(maxsize=1)
-def _default() -> Analyzer:
+def default_analyzer() -> Analyzer:
+    """The process-wide analyzer (its memo grows with the vocabulary seen; fine for one corpus at a time)."""
     return Analyzer()

@@ -35,7 +35,7 @@ from typing import Iterable
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.first_stage.analyzer import ANALYZER_VERSION, Analyzer
+from harness.first_stage.analyzer import ANALYZER_VERSION, Analyzer, default_analyzer
 from harness.first_stage.base import (
     FirstStage, FirstStageOptions, FirstStageResult, top_k_indices, unique_corpus,
 )
@@ -224,7 +224,7 @@ def _corpus_from_bags(docids: list[str], bags: Iterable[list[str]], report: dict
 # --- building and caching the analysed corpus -----------------------------------------------------------------
 
 def _analyze_and_count(texts: list[str]):
-    analyzer = Analyzer()
+    analyzer = default_analyzer()  # one per process: its token → term memo carries over between chunks
     return _count_terms(analyzer(t) for t in texts)
 
 
