@@ -75,7 +75,10 @@ def engine_ours(directory: Path, variant: str, top_k: int, slow_queries: int) ->
         B, K1, BM25FirstStage, _doc_weights, _query_matrix, _score_block, load_or_build_corpus,
     )
 
-    task, _, queries = _load(directory)
+    from tasks.beir import BeirDirTask
+
+    task = BeirDirTask(directory)  # no extra in-memory copy of the corpus: measure what `harness run` holds
+    queries = task.queries()
     cache = tempfile.mkdtemp()
     t0 = time.perf_counter()
     corpus, _ = load_or_build_corpus(task, Path(cache) / "bm25", progress_factory=lambda d, t: (lambda n: None))
