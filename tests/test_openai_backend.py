@@ -119,3 +119,21 @@ def test_build_backend_openai_with_cache(tmp_path):
 def test_missing_base_url():
     with pytest.raises(HarnessError, match="--base-url"):
         build_backend("org/model", RerankerOptions(backend="openai", cache=False))
+
+
+def test_strict_hosted_api_mode_sends_only_standard_fields_and_refuses_what_needs_extensions():
+    greedy = SamplingParams(temperature=0.0, max_tokens=3172)
+    with ScriptedServer(lambda body, hit: (200, completion("<think>x</think> <answer>[1]</answer>"))) as server:
+        backend = _backend(server.base_url, server_extensions=False)
+        [gen] = _run(backend, GenerationRequest("prompt", greedy, label="query 1, window 0-20"))
+    body = server.bodies[0]
+    assert gen.text.startswith("<think>")
+    assert set(body) == {"model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "echo"}
+    rank1_like = SamplingParams(max_tokens=8192, logprobs=20, stop=("</think> true",), skip_special_tokens=False)
+    with pytest.raises(HarnessError, match="query 1, doc d1 needs server extensions"):
+        _run(_backend("http://127.0.0.1:9", server_extensions=False),
+             GenerationRequest("p", rank1_like, label="query 1, doc d1"))
+    from harness.backends.openai import create
+
+    options = RerankerOptions(base_url="http://127.0.0.1:9/v1", extra=(("server_extensions", False),))
+    assert create("org/model", options, None).server_extensions is False

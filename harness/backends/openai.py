@@ -43,11 +43,22 @@ def create(model: str, options, argument: str | None) -> "OpenAIBackend":
         served_model=options.get("served_model"),
         max_retries=int(options.get("max_retries", 6)),
         request_timeout=float(options.get("request_timeout", 1800.0)),
+        server_extensions=bool(options.get("server_extensions", True)),
     )
 
 
-def request_body(model: str, request: GenerationRequest) -> dict[str, Any]:
-    """The JSON body for one completion request (vLLM-server extra fields included)."""
+_EXTENSION_DEFAULTS = {"top_k": -1, "min_p": 0.0, "min_tokens": 0, "repetition_penalty": 1.0,
+                       "skip_special_tokens": True, "include_stop_str_in_output": False}
+
+
+def request_body(model: str, request: GenerationRequest, server_extensions: bool = True) -> dict[str, Any]:
+    """The JSON body for one completion request.
+
+    With ``server_extensions`` (the default, for ``vllm serve`` / SGLang) every vLLM sampling field is sent
+    explicitly, so the server cannot fill it from the checkpoint's generation_config. Without them (strict hosted
+    OpenAI-style APIs, which reject unknown fields) only standard fields are sent; a request that needs an extension
+    with a non-neutral value, or log-probs by token id (Rank1), is refused with a clear error instead of silently
+    changing the decoding."""
     p: SamplingParams = request.params
     body: dict[str, Any] = {
         "model": model,
@@ -75,6 +86,17 @@ def request_body(model: str, request: GenerationRequest) -> dict[str, Any]:
     if p.logprobs is not None:
         body["logprobs"] = p.logprobs
         body["return_tokens_as_token_ids"] = True
+    if not server_extensions:
+        needed = [k for k, neutral in _EXTENSION_DEFAULTS.items() if body[k] != neutral]
+        needed += [k for k in ("allowed_token_ids", "return_tokens_as_token_ids") if k in body]
+        if needed:
+            raise HarnessError(
+                f"{request.label or 'This request'} needs server extensions ({', '.join(needed)}) that strict "
+                "OpenAI-style APIs do not accept; serve the model with `vllm serve` or SGLang and drop "
+                "--no-server-extensions."
+            )
+        for key in _EXTENSION_DEFAULTS:
+            del body[key]
     return body
 
 
@@ -114,7 +136,7 @@ class OpenAIBackend(Backend):
 
     def __init__(self, model: str, base_url: str, concurrency: int = 64, api_key: str | None = None,
                  served_model: str | None = None, max_retries: int = 6, request_timeout: float = 1800.0,
-                 retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0):
+                 retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0, server_extensions: bool = True):
         if concurrency < 1:
             raise HarnessError(f"--concurrency must be at least 1 (got {concurrency}).")
         self.model_id = model
@@ -128,6 +150,7 @@ class OpenAIBackend(Backend):
         self.request_timeout = request_timeout
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
+        self.server_extensions = server_extensions
         self.retries = 0  # transient failures retried so far (for tests and logs)
         self.busy = BusyClock()
         self._state: _LoopState | None = None
@@ -146,7 +169,7 @@ class OpenAIBackend(Backend):
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
         state = self._loop_state()
-        body = request_body(self.served_model, request)
+        body = request_body(self.served_model, request, self.server_extensions)
         async with state.semaphore:
             started = time.perf_counter()
             with self.busy:
@@ -216,7 +239,7 @@ class OpenAIBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "base_url": self.base_url, "served_model": self.served_model,
-                "concurrency": self.concurrency}
+                "concurrency": self.concurrency, "server_extensions": self.server_extensions}
 
     def close(self) -> None:
         state, self._state = self._state, None

@@ -51,6 +51,7 @@ def run(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (with --backend openai)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Queries in flight at once [default: 64]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the model-call cache."),
+    no_server_extensions: bool = typer.Option(False, "--no-server-extensions", help="--backend openai against a strict hosted API: send only standard OpenAI fields (greedy listwise rerankers work; Rank1's token-id log-probs need vllm serve/SGLang)."),
     save_traces: Optional[Path] = typer.Option(None, "--save-traces", help="Write every model call (prompt, response) to this JSONL; replay it with --backend replay:PATH."),
     bm25_backend: Optional[str] = typer.Option(None, "--bm25-backend", help="BM25 engine: python (default) or pyserini."),
     run_mode: Optional[str] = typer.Option(None, "--run-mode", help="Reading TREC runs: robust (default) or reference (drop docids with spaces, like ReasonRank)."),
@@ -90,7 +91,9 @@ def run(
         passage_length=pick("passage_length"), reasoning_budget=pick("reasoning_budget"), gpus=pick("gpus", 1),
         base_url=pick("base_url"), concurrency=pick("concurrency", 64), cache=not pick("no_cache", False),
         save_traces=str(traces) if traces else None,
-        extra=tuple((k, v) for k, v in (("prompt_mode", pick("prompt_mode")),) if v is not None),
+        extra=tuple((k, v) for k, v in (("prompt_mode", pick("prompt_mode")),
+                                        ("server_extensions", False if pick("no_server_extensions") else None))
+                    if v is not None),
     )
     metric_names = pick("metrics")
     extra_fs = tuple((k, v) for k, v in (("bm25_backend", pick("bm25_backend")), ("run_mode", pick("run_mode")))
