@@ -74,7 +74,7 @@ def main() -> None:
         from tiny_model import build_tiny_model
 
         tokenizer_path = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="tiny-model-"))))
-    from rerankers._tokenizer import load_tokenizer
+    from harness.models import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_path)
     text = _corpus_text()

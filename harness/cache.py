@@ -1,9 +1,10 @@
 """Content-addressed cache of model calls, so re-running a finished run makes zero model calls and a killed run
 resumes where it stopped.
 
-Key = sha256 of (backend-independent model key, exact prompt string, sampling parameters). The model key is
-``<model id>@<revision>`` (see ``harness.backends.cache_model_key``), never the backend name: a window answered by
-vLLM is a hit for the same prompt sent through an OpenAI-compatible server or transformers.
+Key = sha256 of (the backend's cache identity, exact prompt string, sampling parameters). For local engines the
+identity is the weights, ``<model id>@<revision>`` (``harness.models.cache_model_key``), never the backend name: a
+window answered by vLLM is a hit for the same prompt sent through transformers. A remote server's answers are keyed
+by the server (``openai:<base url>|<served model>``), so a local cache never answers for a server it did not ask.
 
 Storage: one SQLite database (WAL mode, ``calls.sqlite3``) in ``$HARNESS_CACHE_DIR/llm`` or
 ``RerankerOptions.cache_dir``. Every row stores the Generation as JSON plus a sha256 checksum of key and value; each
@@ -14,10 +15,10 @@ Corruption is never used silently: a row whose checksum does not match is report
 recomputed; a database SQLite cannot read is moved aside (``calls.sqlite3.corrupt-<time>``) with a warning and a
 fresh one is started.
 
-Seconds of cached calls: a hit returns ``Generation(cached=True)`` with the token counts **and the generation seconds
-of the original call** (also in ``extra["cache"]["original_seconds"]``). A resumed run therefore reports the same
-generation cost as an uninterrupted one; records count cached calls separately (``counts.cached_calls``) so nobody
-mistakes them for fresh measurements.
+Cost of cached calls: a hit returns ``Generation(cached=True)`` with the token counts, the latency, **the engine-time
+share and the hardware of the original call** (see ``harness.backends.metering``). A resumed or fully cached re-run
+therefore reports the original generation cost; records count cached calls separately (``costs[].cached_calls``) so
+nobody mistakes them for fresh measurements.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def generation_to_json(gen: Generation) -> str:
         "finish_reason": gen.finish_reason,
         "logprobs": None if gen.logprobs is None else [{str(k): v for k, v in pos.items()} for pos in gen.logprobs],
         "extra": gen.extra,
+        "engine_seconds": gen.engine_seconds,
+        "hardware": gen.hardware,
     }, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
@@ -80,6 +83,8 @@ def generation_from_json(value: str) -> Generation:
         finish_reason=data.get("finish_reason", "stop"),
         logprobs=None if logprobs is None else [{int(k): float(v) for k, v in pos.items()} for pos in logprobs],
         extra=dict(data.get("extra") or {}),
+        engine_seconds=None if data.get("engine_seconds") is None else float(data["engine_seconds"]),
+        hardware=data.get("hardware"),
     )
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "harness.commands.retrieve",  # retrieve (first-stage run on its own)
     "harness.commands.prompt",  # prompt (print the exact reranker prompt)
     "harness.commands.leaderboard",  # site build, verify, submit validate
+    "harness.commands.models",  # models prepare | list
     "harness.commands.train",  # train synthesize | filter | convert | sft | grpo
 ]
 
@@ -24,23 +25,40 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: …]" and file names with brackets stay visible
 )
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        app(args=argv, standalone_mode=True)
-    except HarnessError as exc:
-        from rich.console import Console
+def print_error(message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    Console(stderr=True, soft_wrap=True).print(Text("error: ", style="bold red") + Text(message), highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import click
+
+    try:
+        code = app(args=argv, standalone_mode=False)  # click returns the code of a typer.Exit here
+    except SystemExit:
+        raise
+    except HarnessError as exc:
+        print_error(str(exc))
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; finished subsets are kept, nothing half-written.", file=sys.stderr)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("interrupted: finished subsets are kept (nothing is half-written); run the same command again to "
+              "resume — finished model calls come from the cache.", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

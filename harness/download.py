@@ -12,15 +12,8 @@ from pathlib import Path
 
 from harness.errors import DataNotAvailableError, HarnessError
 
+
 _CHUNK = 1 << 16
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def quarantine(path: Path, like: Path | None = None) -> Path:

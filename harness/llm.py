@@ -51,6 +51,10 @@ class Generation:
     logprobs: list[dict[int, float]] | None = None
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # This call's share of the engine's busy time (see harness.backends.metering), measured when the call was made;
+    # cache hits and replays keep the original. None: unknown (e.g. traces written without timing).
+    engine_seconds: float | None = None
+    hardware: dict[str, Any] | None = None  # harness.schema.Hardware of the original call, as a dict
 
 
 class Backend(ABC):
@@ -65,7 +69,19 @@ class Backend(ABC):
         """Generate one completion. Many calls may be awaited concurrently."""
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model_id, "revision": self.revision}
+        """Engine settings for the record's execution part (device, dtype, …); no machine paths."""
+        return {}
+
+    def hardware(self) -> dict[str, Any]:
+        """Where this backend's calls run, as a ``harness.schema.Hardware`` dict."""
+        return {"backend": self.name, "accelerator": "cpu", "count": 0, "tensor_parallel": 1, "data_parallel": 1}
+
+    def cache_identity(self) -> str:
+        """What identifies this backend's answers in the model-call cache besides prompt and parameters: the
+        weights for local engines (overridden by remote backends, whose answers depend on the server)."""
+        from harness.models import cache_model_key
+
+        return cache_model_key(self.model_id, self.revision)
 
     def close(self) -> None:
         pass
@@ -81,10 +97,28 @@ class BackendWrapper(Backend):
         self.revision = inner.revision
 
     def __getattr__(self, name: str) -> Any:
-        # only called for attributes the wrapper lacks: expose the wrapped backend's (busy, retries, ...)
+        # only called for attributes the wrapper lacks: expose the wrapped backend's (retries, ...)
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
 
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def hardware(self) -> dict[str, Any]:
+        return self.inner.hardware()
+
+    def cache_identity(self) -> str:
+        return self.inner.cache_identity()
+
     def close(self) -> None:
         self.inner.close()
+
+
+def find_wrapper(backend: Backend | None, kind: type) -> Backend | None:
+    """The wrapper (or engine) of type ``kind`` in a chain of BackendWrappers, or None."""
+    while backend is not None:
+        if isinstance(backend, kind):
+            return backend
+        backend = backend.__dict__.get("inner")
+    return None

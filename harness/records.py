@@ -1,47 +1,38 @@
-"""Run records: the only input of the leaderboard. Schema documented in results/README.md.
+"""Writing and reading run records (schema: ``harness.schema``; documented in results/README.md).
 
-Every record directory is written into a temporary sibling and renamed into place, so a crash or Ctrl-C never
+A subset's record directory is written into a temporary sibling and renamed into place, so a crash or Ctrl-C never
 leaves a half-written record; finished subsets of a multi-subset run stay written.
+
+One experiment, one directory: a later run of the same experiment (same group id) is merged into the existing
+record. When its run file is byte-identical, its cost entries (per hardware configuration) and its execution are
+added; when the run file differs (another backend's numerics, a sampled model), the canonical run is kept and the
+new one is stored beside it in ``variants/<id>/`` with the per-query difference reported — never silently replaced.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
-import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from harness.errors import HarnessError
-from harness.trec import format_run
+from harness.files import (
+    TempDir, atomic_write_text, install_directory, new_temp_dir, recover_directory, sha256_bytes, sha256_file,
+)
+from harness.schema import (
+    PER_QUERY_FILE, RECORD_FILE, RUN_FILE, SCHEMA_VERSION, TRACES_FILE, VARIANTS_DIR, AggregateRecord, CostEntry,
+    Files, PerQueryRow, Record, RecordError, SubsetRecord, Variant, load_record, record_json, to_dict,
+)
+from harness.trec import format_run, read_run
 from harness.types import Run
 
-SCHEMA_VERSION = 1
-RECORD_FILE = "record.json"
-RUN_FILE = "run.trec"
-PER_QUERY_FILE = "per_query.jsonl"
-TRACES_FILE = "traces.jsonl"
-
-
-def slug(text: str) -> str:
-    text = text.rstrip("/").split("/")[-1] if ("/" in text and not text.startswith("run:")) else text
-    text = re.sub(r"^run:.*[/\\]", "run-", text)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "x"
-
-
-def spec_hash(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["SCHEMA_VERSION", "RECORD_FILE", "RUN_FILE", "PER_QUERY_FILE", "TRACES_FILE", "ensure_writable",
+           "write_subset_record", "write_aggregate_record", "iter_records", "load_record"]
 
 
 def ensure_writable(results_dir: str | os.PathLike) -> Path:
@@ -58,69 +49,139 @@ def ensure_writable(results_dir: str | os.PathLike) -> Path:
     return path
 
 
-def _json_dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n"
+def _per_query_text(rows: Iterable[PerQueryRow]) -> str:
+    return "".join(json.dumps(to_dict(row), ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
 
 
-def _install(tmp: Path, final: Path) -> None:
-    """Move a finished temporary directory into place, replacing an older record of the same spec."""
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+def _fill_files(directory: Path, record: SubsetRecord, traces: Path | None) -> None:
+    files = Files(run=RUN_FILE, per_query=PER_QUERY_FILE, traces=None)
+    if traces is not None and traces.is_file():
+        shutil.copyfile(traces, directory / TRACES_FILE)
+        files.traces = TRACES_FILE
+    record.files = files
+    record.sha256 = {name: sha256_file(directory / name) for name in (files.run, files.per_query, files.traces)
+                     if name}
 
 
-def write_subset_record(directory: Path, record: dict[str, Any], run: Run, tag: str,
-                        per_query: Iterable[dict[str, Any]], traces: Path | None = None) -> Path:
-    """Write run.trec, per_query.jsonl, optional traces and record.json into ``directory`` atomically."""
+def _write_fresh(directory: Path, record: SubsetRecord, run_text: str, per_query: list[PerQueryRow],
+                 traces: Path | None) -> None:
+    with TempDir(directory) as tmp:
+        (tmp / RUN_FILE).write_text(run_text, encoding="utf-8")
+        (tmp / PER_QUERY_FILE).write_text(_per_query_text(per_query), encoding="utf-8")
+        _fill_files(tmp, record, traces)
+        (tmp / RECORD_FILE).write_text(record_json(record), encoding="utf-8")
+
+
+def merge_costs(old: list[CostEntry], new: list[CostEntry]) -> list[CostEntry]:
+    """One entry per hardware configuration; a new measurement replaces the old one of the same configuration."""
+    merged = {entry.hardware.key(): entry for entry in old}
+    for entry in new:
+        merged[entry.hardware.key()] = entry
+    return list(merged.values())
+
+
+def _ranking_differences(old: Run, new: Run) -> int:
+    return sum(1 for q in set(old) | set(new) if old.get(q) != new.get(q))
+
+
+def write_subset_record(directory: Path, record: SubsetRecord, run: Run, tag: str, per_query: list[PerQueryRow],
+                        traces: Path | None = None, log: Callable[[str], None] = lambda message: None
+                        ) -> tuple[Path, str]:
+    """Write or merge one subset record; returns (directory, what happened: "new", "merged" or "variant")."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        (tmp / RUN_FILE).write_text(format_run(run, tag), encoding="utf-8")
-        with (tmp / PER_QUERY_FILE).open("w", encoding="utf-8") as fh:
-            for row in per_query:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        files = {"run": RUN_FILE, "per_query": PER_QUERY_FILE, "traces": None}
-        if traces is not None and traces.is_file():
-            shutil.copyfile(traces, tmp / TRACES_FILE)
-            files["traces"] = TRACES_FILE
-        record = dict(record)
-        record["files"] = files
-        record["sha256"] = {name: sha256_file(tmp / name) for name in files.values() if name}
-        (tmp / RECORD_FILE).write_text(_json_dump(record), encoding="utf-8")
-        _install(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    run_text = format_run(run, tag)
+    recover_directory(directory)
+    existing: SubsetRecord | None = None
+    if (directory / RECORD_FILE).is_file():
+        try:
+            loaded = load_record(directory / RECORD_FILE)
+            existing = loaded if isinstance(loaded, SubsetRecord) else None
+        except RecordError as exc:
+            log(f"note: replacing an unreadable record ({exc})")
+    if existing is None:
+        _write_fresh(directory, record, run_text, per_query, traces)
+        return directory, "new"
+
+    old_run_text = (directory / existing.files.run).read_text(encoding="utf-8") \
+        if (directory / existing.files.run).is_file() else None
+    if old_run_text == run_text:
+        existing.costs = merge_costs(existing.costs, record.costs)
+        existing.execution = record.execution
+        existing.metrics = {**record.metrics, **existing.metrics}
+        new_dir = new_temp_dir(directory)
+        try:
+            shutil.copyfile(directory / existing.files.run, new_dir / RUN_FILE)
+            if (directory / VARIANTS_DIR).is_dir():
+                shutil.copytree(directory / VARIANTS_DIR, new_dir / VARIANTS_DIR)
+            (new_dir / PER_QUERY_FILE).write_text(_per_query_text(per_query), encoding="utf-8")
+            traces_source = traces if traces is not None and traces.is_file() else (
+                directory / existing.files.traces if existing.files.traces else None)
+            _fill_files(new_dir, existing, traces_source)
+            (new_dir / RECORD_FILE).write_text(record_json(existing), encoding="utf-8")
+            install_directory(new_dir, directory)
+        except BaseException:
+            shutil.rmtree(new_dir, ignore_errors=True)
+            raise
+        return directory, "merged"
+
+    # Same experiment, another run file: keep both.
+    variant_id = sha256_bytes(run_text.encode("utf-8"))[:12]
+    old_run = read_run(directory / existing.files.run)[0] if old_run_text is not None else {}
+    variant_dir = directory / VARIANTS_DIR / variant_id
+    variant_record = dataclasses.replace(record, run_id=f"{record.run_id}/{VARIANTS_DIR}/{variant_id}")
+    _write_fresh(variant_dir, variant_record, run_text, per_query, traces)
+    delta = {name: round(record.metrics[name] - existing.metrics[name], 6)
+             for name in record.metrics if name in existing.metrics}
+    variant = Variant(id=variant_id, hardware=record.execution.hardware,
+                      differing_queries=_ranking_differences(old_run, run), mean_delta=delta,
+                      finished_utc=record.provenance.finished_utc)
+    existing.variants = [v for v in existing.variants if v.id != variant_id] + [variant]
+    existing.costs = merge_costs(existing.costs, record.costs)
+    atomic_write_text(directory / RECORD_FILE, record_json(existing))
+    primary = "nDCG@10" if "nDCG@10" in delta else next(iter(delta), None)
+    log(f"note: this run's ranking differs from the experiment's recorded run on {variant.differing_queries} "
+        f"quer{'y' if variant.differing_queries == 1 else 'ies'}"
+        + (f" (Δ{primary} = {delta[primary]:+.4f})" if primary else "")
+        + f"; kept as variant {variant_id} beside the recorded run ({variant_dir}).")
+    return directory, "variant"
 
 
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_json_dump(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+def write_aggregate_record(group_dir: Path, record: AggregateRecord) -> Path:
+    atomic_write_text(group_dir / RECORD_FILE, record_json(record))
+    return group_dir / RECORD_FILE
 
 
-def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every record.json under ``results_dir`` (subset and aggregate), skipping temporary directories."""
+def iter_records(results_dir: str | os.PathLike, *, strict: bool = True,
+                 on_error: Callable[[Path, RecordError], None] | None = None) -> Iterator[tuple[Path, Record]]:
+    """Every record under ``results_dir`` (subset and aggregate), skipping temporary directories and variants.
+
+    A record that does not follow the schema raises (``strict``) or is reported to ``on_error`` (default: a
+    warning naming it) and skipped."""
     root = Path(results_dir)
     if not root.is_dir():
         return
     for path in sorted(root.rglob(RECORD_FILE)):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
+        parts = path.relative_to(root).parts
+        if any(part.startswith(".") for part in parts) or VARIANTS_DIR in parts[:-1]:
             continue
         try:
-            yield path.parent, json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HarnessError(f"Record {path} is unreadable ({exc}). Remove it or re-run that job.") from exc
+            yield path.parent, load_record(path)
+        except RecordError as exc:
+            if strict:
+                raise
+            if on_error is not None:
+                on_error(path, exc)
+            else:
+                warnings.warn(f"skipping {exc}", stacklevel=2)
+
+
+def records_by_group(results_dir: str | os.PathLike, **kwargs: Any) -> dict[Path, dict[str, Any]]:
+    """``{group directory: {"subsets": {subset: (dir, SubsetRecord)}, "aggregate": AggregateRecord | None}}``."""
+    groups: dict[Path, dict[str, Any]] = {}
+    for directory, record in iter_records(results_dir, **kwargs):
+        if isinstance(record, AggregateRecord):
+            groups.setdefault(directory, {"subsets": {}, "aggregate": None})["aggregate"] = record
+        else:
+            group = groups.setdefault(directory.parent, {"subsets": {}, "aggregate": None})
+            group["subsets"][record.task.subset] = (directory, record)
+    return groups

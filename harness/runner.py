@@ -1,55 +1,33 @@
 """The benchmark pipeline: task → first-stage candidates → reranker → metrics → record.
 
-``run_benchmark`` is the library entry point behind ``harness run``. Subsets are processed one at a time and each
-record is written as soon as its subset finishes, so an interrupted multi-subset run keeps its finished subsets.
+``run_experiment(experiment, execution)`` is the library entry point behind ``harness run``. It resolves the
+experiment identity (``harness.spec``) and its group id before anything runs, then processes the subsets one at a
+time; each record is written (or merged into the experiment's existing record) as soon as its subset finishes, so an
+interrupted multi-subset run keeps its finished subsets.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError
 from harness.first_stage import FirstStageOptions, build_first_stage
-from harness.metrics import DEFAULT_METRICS, PRIMARY_METRIC, evaluate, parse_metrics
+from harness.metrics import PRIMARY_METRIC, evaluate
 from harness.provenance import gpu_info, provenance, utc_now
-from harness.records import (
-    SCHEMA_VERSION, ensure_writable, slug, spec_hash, write_json_atomic, write_subset_record,
+from harness.records import ensure_writable, records_by_group, write_aggregate_record, write_subset_record
+from harness.schema import (
+    SCHEMA_VERSION, AggregateCounts, AggregateRecord, CostEntry, Counts, Execution, FirstStageInfo, Hardware,
+    PerQueryRow, Provenance, RerankerInfo, SubsetEntry, SubsetRecord, TaskInfo,
 )
+from harness.spec import IDENTITY_VERSION, ExecutionSpec, ExperimentSpec, canonical_json, group_id, slug
 from harness.types import Candidate, RerankRequest, RerankResult
-from rerankers import RerankContext, RerankerOptions, build_reranker
 
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that determines a run's output. Saved, resolved, in every record."""
-
-    task: str
-    reranker: str = "none"
-    first_stage: str | None = None  # None → the task's default (e.g. reasonir-published for BRIGHT)
-    top_k: int = 100
-    limit: int | None = None  # rerank only the first N queries (smoke runs); metrics then cover those queries
-    query_field: str = "original"  # first-stage query text; rerankers always see the original query
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    results_dir: str = "results"
-    reranker_options: RerankerOptions = field(default_factory=RerankerOptions)
-    first_stage_extra: tuple[tuple[str, Any], ...] = ()
-
-    def __post_init__(self):
-        if self.top_k < 1:
-            raise HarnessError(f"--top-k must be at least 1 (got {self.top_k}).")
-        if self.limit is not None and self.limit < 1:
-            raise HarnessError(f"--limit must be at least 1 (got {self.limit}).")
-        object.__setattr__(self, "metrics", parse_metrics(self.metrics))
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["reranker_options"] = {k: v for k, v in d["reranker_options"].items() if v not in (None, (), False)}
-        return d
+WARN_FAILURE_RATE = 0.1  # above this share of failed windows/pairs a run prints a warning
 
 
 @dataclass
@@ -57,7 +35,20 @@ class SubsetOutcome:
     task: str
     directory: Path
     metrics: dict[str, float]
-    record: dict[str, Any]
+    record: SubsetRecord
+    status: str  # new | merged | variant
+
+
+@dataclass
+class RunOutcome:
+    group_id: str
+    group_dir: Path
+    identity: dict[str, Any]
+    subsets: list[SubsetOutcome]
+
+    @property
+    def degenerate(self) -> list[SubsetOutcome]:
+        return [o for o in self.subsets if o.record.counts.degenerate]
 
 
 class _Progress:
@@ -89,7 +80,13 @@ class _Progress:
 
     def log(self, message: str) -> None:
         if self._progress is not None:
-            self._progress.console.print(message, highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            self._progress.console.print(escape(message), highlight=False, soft_wrap=True)
+        else:
+            import sys
+
+            print(message, file=sys.stderr)
 
 
 def _check_permutation(request: RerankRequest, result: RerankResult, reranker: str) -> None:
@@ -102,204 +99,369 @@ def _check_permutation(request: RerankRequest, result: RerankResult, reranker: s
         )
 
 
-def _group_id(spec: RunSpec, benchmark: str, first_stage: str, reranker_desc: dict[str, Any]) -> str:
-    model = reranker_desc.get("model")
-    rr = spec.reranker + (f"-{slug(str(model))}" if model else "")
-    identity = {k: v for k, v in spec.as_dict().items() if k != "results_dir"}  # same run, any location
-    return f"{slug(benchmark)}__{slug(first_stage)}__{slug(rr)}__{spec_hash(identity)}"
+# --------------------------------------------------------------------------------------------------------------------
+# Identity
+# --------------------------------------------------------------------------------------------------------------------
+
+def _sha(obj: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:16]
 
 
-def run_benchmark(spec: RunSpec, *, show_progress: bool = True, argv: list[str] | None = None,
-                  log: Callable[[str], None] | None = None) -> list[SubsetOutcome]:
-    """Run ``spec`` over every subset of its task; returns one outcome per subset (records already written)."""
+def dataset_identity(tasks) -> dict[str, Any]:
+    """The dataset part of the identity: a local directory by its content; a registered benchmark by the pinned
+    revisions of its declared subsets (so `--task bright/biology` and `--task bright` are one experiment)."""
+    first = tasks[0]
+    if first.source == "directory":
+        return {"benchmark": first.benchmark, "version": first.revision, "as": first.protocol_of,
+                "directory": getattr(first, "path", Path(first.subset)).resolve().name}
+    from tasks import TASK_FAMILIES
+
+    family = TASK_FAMILIES.get(first.benchmark)
+    pinned = {t.subset: t.pinned_revision for t in family.resolve(None)}
+    pinned.update({t.subset: t.pinned_revision for t in tasks})
+    return {"benchmark": first.benchmark, "version": _sha(pinned), "as": None, "directory": None}
+
+
+def protocol_identity(tasks) -> str:
+    """Hash of the declared protocol hints of every subset of the benchmark (empty for a plain directory)."""
+    info = tasks[0].benchmark_info
+    if tasks[0].source == "directory" and not tasks[0].protocol_of:
+        return _sha({})
+    declared = {s.name: dict(s.protocol) for s in (info.subsets + info.variants)} if info else {}
+    declared.update({t.subset: dict(t.protocol) for t in tasks})
+    return _sha(declared)
+
+
+def engine_identity(execution: ExecutionSpec, reranker) -> dict[str, Any]:
+    """Engine settings that change the model itself (declared ``identity=True``, e.g. vLLM quantization)."""
+    if not reranker.needs_model:
+        return {}
+    from harness.backends import backend_options, resolve_backend_name
+
+    name, _ = resolve_backend_name(execution.backend)
+    options = backend_options(name)
+    return {k: v for k, v in execution.backend_args if k in options and options.options[k].identity}
+
+
+def experiment_identity(experiment: ExperimentSpec, execution: ExecutionSpec, tasks, first_stage,
+                        reranker) -> dict[str, Any]:
+    return {
+        "identity_version": IDENTITY_VERSION,
+        "dataset": dataset_identity(tasks),
+        "protocol": protocol_identity(tasks),
+        "first_stage": {**first_stage.identity(), "settings": dict(experiment.first_stage_settings)},
+        "top_k": experiment.top_k,
+        "limit": experiment.limit,
+        "query_field": experiment.query_field,
+        "reranker": reranker.identity(),
+        "engine": engine_identity(execution, reranker),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------------------------------
+
+def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None = None, *,
+                   argv: list[str] | None = None, log: Callable[[str], None] | None = None) -> RunOutcome:
+    """Run ``experiment`` over every subset of its task; returns the outcome (records already written)."""
+    from rerankers import build_reranker
     from tasks import resolve_tasks
 
-    results_root = ensure_writable(spec.results_dir)
-    tasks = resolve_tasks(spec.task)
+    execution = execution or ExecutionSpec()
+    results_root = ensure_writable(execution.results_dir)
+    tasks = resolve_tasks(experiment.task, experiment.as_subset)
+    reranker = build_reranker(experiment.reranker, experiment.settings, execution)
+    fs_spec = experiment.first_stage or tasks[0].default_first_stage
+    fs_options = FirstStageOptions(top_k=experiment.top_k, query_field=experiment.query_field,
+                                   extra=experiment.first_stage_settings)
+    first_stage = build_first_stage(fs_spec, fs_options)
+    identity = experiment_identity(experiment, execution, tasks, first_stage, reranker)
+    group = group_id(identity)
+    group_dir = results_root / group
     started = utc_now()
-    reranker = build_reranker(spec.reranker, spec.reranker_options)
     outcomes: list[SubsetOutcome] = []
     try:
-        with _Progress(show_progress) as progress:
+        with _Progress(execution.progress) as progress:
             say = log or progress.log
-            reranker_desc = reranker.describe()
-            fs_name = spec.first_stage or tasks[0].default_first_stage
-            group = _group_id(spec, tasks[0].benchmark, fs_name, reranker_desc)
             for task in tasks:
-                outcome = _run_subset(spec, task, reranker, reranker_desc, results_root / group, progress, argv)
-                say(f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}  ({outcome.directory})")
+                outcome = _run_subset(experiment, execution, identity, group, task, first_stage, fs_spec, fs_options,
+                                      reranker, group_dir, progress, argv, say)
+                counts = outcome.record.counts
+                cost = _current_cost(outcome.record)
+                spq = "—" if cost is None or cost.seconds_per_query is None else f"{cost.seconds_per_query:.3f}"
+                say(f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}  parse failures "
+                    f"{counts.parse_failures}/{counts.windows + counts.pairs or counts.queries}  s/query {spq}  "
+                    f"({outcome.directory})")
                 outcomes.append(outcome)
-            if len(tasks) > 1:
-                _write_aggregate(spec, tasks, outcomes, results_root / group, started, argv, reranker_desc)
-                mean = sum(o.metrics[PRIMARY_METRIC] for o in outcomes) / len(outcomes)
-                say(f"{tasks[0].benchmark} average {PRIMARY_METRIC} over {len(outcomes)} subsets = {mean:.4f}")
+            _write_aggregate(identity, group, group_dir, tasks, started, argv, reranker, fs_spec, say)
     finally:
         reranker.close()
-    return outcomes
+    return RunOutcome(group, group_dir, identity, outcomes)
 
 
-def _run_subset(spec: RunSpec, task, reranker, reranker_desc: dict[str, Any], group_dir: Path, progress,
-                argv) -> SubsetOutcome:
+def _current_cost(record: SubsetRecord) -> CostEntry | None:
+    key = record.execution.hardware.key()
+    for entry in record.costs:
+        if entry.hardware.key() == key:
+            return entry
+    return record.costs[0] if record.costs else None
+
+
+def _hardware(reranker) -> Hardware:
+    backend = getattr(reranker, "_backend", None)
+    if backend is None:
+        return Hardware(backend=None, accelerator="cpu", count=0)
+    return Hardware(**backend.hardware())
+
+
+def _counter(backend, name: str) -> int:
+    try:
+        return int(getattr(backend, name, 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: dict[str, Any], group: str, task,
+                first_stage, fs_spec: str, fs_options: FirstStageOptions, reranker, group_dir: Path, progress, argv,
+                say: Callable[[str], None]) -> SubsetOutcome:
+    from rerankers import RerankContext
+
     started = utc_now()
     t_start = time.perf_counter()
-    fs_spec = spec.first_stage or task.default_first_stage
-    fs_options = FirstStageOptions(top_k=spec.top_k, query_field=spec.query_field, extra=spec.first_stage_extra)
+    task.require_judgments()
     tick = progress.task(f"{task.name}: first stage {fs_spec}", total=None)
-    first = build_first_stage(fs_spec, fs_options).retrieve(task, fs_options)
+    first = first_stage.retrieve(task, fs_options)
     tick(1)
 
     queries = task.queries()
     qids = [q for q in queries if q in first.run]
-    if spec.limit is not None:
-        qids = qids[: spec.limit]
-    wanted = {d for q in qids for d, _ in first.run[q][: spec.top_k]}
+    if experiment.limit is not None:
+        qids = qids[: experiment.limit]
+    wanted = {d for q in qids for d, _ in first.run[q][: experiment.top_k]}
     texts = task.docs(wanted)
     requests = []
     for qid in qids:
-        cands = tuple(Candidate(d, texts[d], s) for d, s in first.run[qid][: spec.top_k] if d in texts)
+        cands = tuple(Candidate(d, texts[d], s) for d, s in first.run[qid][: experiment.top_k] if d in texts)
         requests.append(RerankRequest(qid, queries[qid], cands))
 
     judged_all = task.qrels_all
-    if spec.limit is not None:
+    if experiment.limit is not None:
         judged_all = {q: judged_all[q] for q in qids if q in judged_all}
     context = RerankContext(
         task_name=task.name,
-        qrels=task.qrels if spec.reranker == "oracle" else None,
-        progress=progress.task(f"{task.name}: rerank ({spec.reranker})", total=len(requests)),
+        protocol=task.protocol,
+        qrels=task.qrels if experiment.reranker == "oracle" else None,
+        progress=progress.task(f"{task.name}: rerank ({experiment.reranker})", total=len(requests)),
     )
+    backend_before = getattr(reranker, "_backend", None)
+    retries_before = _counter(backend_before, "retries")
+    timeouts_before = _counter(backend_before, "timeouts")
     t_rerank = time.perf_counter()
     results = reranker.rerank(requests, context) if requests else []
     rerank_wall = time.perf_counter() - t_rerank
     if len(results) != len(requests):
-        raise HarnessError(f"Reranker {spec.reranker!r} returned {len(results)} results for {len(requests)} queries.")
+        raise HarnessError(f"Reranker {experiment.reranker!r} returned {len(results)} results for {len(requests)} "
+                           "queries.")
     for request, result in zip(requests, results):
-        _check_permutation(request, result, spec.reranker)
+        _check_permutation(request, result, experiment.reranker)
+    for note in context.info.get("notes", []):
+        say(f"note: {task.name}: {note}")
 
     run = {r.qid: list(r.ranking) for r in results}
-    evaluation = evaluate(run, judged_all, spec.metrics, excluded=task.excluded)
+    evaluation = evaluate(run, judged_all, execution.metrics, excluded=task.excluded)
     by_qid = {r.qid: r for r in results}
     n_cands = {r.qid: len(r.candidates) for r in requests}
+    order = {q: i for i, q in enumerate(qids)}
     per_query = []
-    for qid in sorted(evaluation.per_query, key=lambda q: (qids.index(q) if q in by_qid else len(qids), q)):
+    for qid in sorted(evaluation.per_query, key=lambda q: (order.get(q, len(order)), q)):
         res = by_qid.get(qid)
-        per_query.append({
-            "qid": qid,
-            "metrics": evaluation.per_query[qid],
-            "in_run": res is not None,
-            "candidates": n_cands.get(qid, 0),
-            "input_tokens": res.input_tokens if res else 0,
-            "output_tokens": res.output_tokens if res else 0,
-            "generation_seconds": round(res.generation_seconds, 6) if res else 0.0,
-            "model_calls": len(res.calls) if res else 0,
-            "parse_failures": res.parse_failures if res else 0,
-            "fallbacks": dict(Counter(c.fallback for c in res.calls if c.fallback)) if res else {},
+        gen = res.generation_seconds if res else 0.0
+        per_query.append(PerQueryRow(
+            qid=qid, metrics=evaluation.per_query[qid], in_run=res is not None, candidates=n_cands.get(qid, 0),
+            input_tokens=res.input_tokens if res else 0, output_tokens=res.output_tokens if res else 0,
+            generation_seconds=None if gen is None else round(gen, 6), model_calls=res.requests if res else 0,
+            parse_failures=res.parse_failures if res else 0,
+            fallbacks=dict(Counter(c.fallback for c in res.calls if c.fallback)) if res else {},
             # relevant documents of the query, so the site can mark gold hits without loading the task
-            "gold": {d: g for d, g in judged_all.get(qid, {}).items() if g > 0},
-        })
+            gold={d: g for d, g in judged_all.get(qid, {}).items() if g > 0},
+        ))
 
-    fallbacks: Counter[str] = Counter()
-    for res in results:
-        fallbacks.update(c.fallback for c in res.calls if c.fallback)
-    n_queries = len(results)
-    call_seconds = sum(r.generation_seconds for r in results)
-    # Engine-busy time (wall time with at least one model call in flight) is what the ReasonRank authors time; the
-    # sum of per-call latencies overcounts whenever calls overlap. Rerankers without model calls report nothing.
-    gen_seconds = float(context.info.get("engine_busy_seconds", call_seconds))
-    in_tok = sum(r.input_tokens for r in results)
-    out_tok = sum(r.output_tokens for r in results)
-    wall = time.perf_counter() - t_start
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "subset",
-        "run_id": f"{group_dir.name}/{task.subset}",
-        "spec": spec.as_dict(),
-        "task": {**task.describe(), "evaluated_queries": evaluation.judged_queries},
-        "first_stage": {
-            "spec": fs_spec, "source": first.source, "sha256": first.sha256, "top_k": spec.top_k,
+    now_hardware = _hardware(reranker)
+    units = [c for r in results for c in r.calls]
+    failed = sum(1 for c in units if not c.parsed or c.fallback)
+    failure_rate = failed / len(units) if units else 0.0
+    degenerate = bool(units) and (failure_rate >= 1.0 or failure_rate > execution.max_failure_rate)
+    if degenerate:
+        say(f"warning: {task.name}: {failed} of {len(units)} model answers needed a fallback or could not be parsed "
+            f"({failure_rate:.0%} > --max-failure-rate {execution.max_failure_rate:.0%}); the ranking is mostly the "
+            "fallback's, not the model's. The record is flagged degenerate (kept out of rank groups and claims).")
+    elif failure_rate > WARN_FAILURE_RATE:
+        say(f"warning: {task.name}: {failed} of {len(units)} model answers ({failure_rate:.0%}) needed a fallback or "
+            "could not be parsed.")
+    quirks = Counter(task.quirks)
+    quirks.update(context.info.get("quirks", {}))
+    for name, count in sorted(quirks.items()):
+        if count:
+            say(f"note: {task.name}: {name.replace('_', ' ')}: {count}")
+    fallbacks: Counter[str] = Counter(c.fallback for c in units if c.fallback)
+    backend = getattr(reranker, "_backend", None)
+    record = SubsetRecord(
+        schema_version=SCHEMA_VERSION,
+        kind="subset",
+        run_id=f"{group}/{task.subset}",
+        group_id=group,
+        experiment={**identity, "resolved": reranker.resolve(task.protocol)},
+        task=TaskInfo(name=task.name, benchmark=task.benchmark, subset=task.subset, revision=str(task.revision),
+                      queries=len(queries), judged_queries=len(task.qrels),
+                      evaluated_queries=evaluation.judged_queries, source=task.source,
+                      protocol_of=task.protocol_of, details=task.details()),
+        first_stage=FirstStageInfo(
+            spec=fs_spec if not fs_spec.startswith("run:") else identity["first_stage"].get("label", fs_spec),
+            source=first.source, sha256=first.sha256, top_k=experiment.top_k,
             # a published run was retrieved with a fixed query text, whatever --query-field says
-            "query_field": first.params.get("retrieval_query_field", spec.query_field),
-            "params": first.params, "report": first.report,
-        },
-        "reranker": {
-            "name": spec.reranker,
-            "model": reranker_desc.get("model"),
-            "revision": reranker_desc.get("revision"),
-            "backend": reranker_desc.get("backend"),
-            "params": {k: v for k, v in reranker_desc.items()
-                       if k not in ("name", "model", "revision", "backend", "prompt_template_hash")},
-            "prompt_template_hash": reranker_desc.get("prompt_template_hash"),
-        },
-        "metrics": evaluation.means,
-        "counts": {
-            "queries": n_queries,
-            "judged_queries": evaluation.judged_queries,
-            "candidates": sum(n_cands.values()),
-            "model_calls": sum(len(r.calls) for r in results),
-            "cached_calls": sum(1 for r in results for c in r.calls if c.cached),
-            "parse_failures": sum(r.parse_failures for r in results),
-            "fallbacks": dict(fallbacks),
-            "missing_queries": len(evaluation.missing_queries),
-            "excluded_removed": evaluation.excluded_removed,
-            "qrels_unknown_queries": task.qrels_unknown_queries,
-        },
-        "cost": {
-            "wall_seconds": round(wall, 3),
-            "rerank_wall_seconds": round(rerank_wall, 3),
-            "generation_seconds": round(gen_seconds, 3),
-            "call_seconds_sum": round(call_seconds, 3),
-            "seconds_per_query": round(gen_seconds / n_queries, 4) if n_queries else 0.0,
-            "wall_seconds_per_query": round(rerank_wall / n_queries, 4) if n_queries else 0.0,
-            "input_tokens": in_tok,
-            "output_tokens": out_tok,
-            "tokens_per_query": round((in_tok + out_tok) / n_queries, 1) if n_queries else 0.0,
-            "gpu": gpu_info() if reranker_desc.get("backend") not in (None, "replay") else "cpu",
-        },
-        "provenance": provenance(started, argv),
-    }
-    traces = spec.reranker_options.save_traces
-    directory = write_subset_record(group_dir / task.subset, record, run, tag=slug(spec.reranker),
-                                    per_query=per_query, traces=Path(traces) if traces else None)
-    return SubsetOutcome(task.name, directory, evaluation.means, record)
+            query_field=first.params.get("retrieval_query_field", experiment.query_field),
+            params=first.params, report=first.report),
+        reranker=RerankerInfo(name=reranker.name, family=reranker.family, model=identity["reranker"]["model"],
+                              revision=(backend.revision if backend is not None else None) or
+                              identity["reranker"]["model_revision"] or identity["reranker"]["model_fingerprint"],
+                              settings=reranker.resolve(task.protocol),
+                              prompt_template_hash=identity["reranker"]["prompt_template_hash"]),
+        metrics=evaluation.means,
+        counts=Counts(
+            queries=len(results), judged_queries=evaluation.judged_queries, candidates=sum(n_cands.values()),
+            model_calls=sum(c.requests for c in units),
+            windows=sum(1 for c in units if c.kind in ("window", "comparison")),
+            pairs=sum(1 for c in units if c.kind == "pair"),
+            parse_failures=sum(1 for c in units if not c.parsed), fallbacks=dict(fallbacks),
+            failure_rate=round(failure_rate, 6), degenerate=degenerate,
+            missing_queries=len(evaluation.missing_queries), excluded_removed=evaluation.excluded_removed,
+            qrels_unknown_queries=task.qrels_unknown_queries, quirks={k: v for k, v in quirks.items() if v}),
+        costs=_costs(results, now_hardware, uses_model=reranker.needs_model),
+        execution=Execution(
+            backend=now_hardware.backend, hardware=now_hardware, concurrency=execution.concurrency,
+            cache=execution.cache, traces=bool(execution.save_traces), base_url=execution.base_url,
+            engine=reranker.execution_info(), wall_seconds=round(time.perf_counter() - t_start, 3),
+            rerank_wall_seconds=round(rerank_wall, 3),
+            wall_seconds_per_query=round(rerank_wall / len(results), 4) if results else None,
+            fresh_calls=sum(c.requests - c.cached_requests for c in units),
+            retries=_counter(backend, "retries") - retries_before,
+            timeouts=_counter(backend, "timeouts") - timeouts_before,
+            replay_checked=getattr(backend, "checked", None) if now_hardware.backend == "replay" else None),
+        provenance=Provenance(**provenance(started, argv)),
+        files=None,  # filled by the writer
+        sha256={},
+    )
+    if now_hardware.backend == "replay" and record.execution.replay_checked is False:
+        say(f"note: {task.name}: the traces carry no model or sampling parameters; replayed on the prompt alone "
+            "(the record says so).")
+    traces = _finish_traces(reranker)
+    directory, status = write_subset_record(group_dir / task.subset, record, run, tag=slug(experiment.reranker),
+                                            per_query=per_query, traces=traces, log=say)
+    return SubsetOutcome(task.name, directory, evaluation.means, record, status)
 
 
-def _write_aggregate(spec: RunSpec, tasks, outcomes: list[SubsetOutcome], group_dir: Path, started: str,
-                     argv, reranker_desc: dict[str, Any]) -> None:
-    from tasks import list_subsets
+def _finish_traces(reranker) -> Path | None:
+    """The traces file of the run so far (copied into the subset's record)."""
+    from harness.llm import find_wrapper
+    from harness.traces import TracesWriter
 
-    benchmark = tasks[0].benchmark
-    metrics = {m: sum(o.metrics[m] for o in outcomes) / len(outcomes) for m in spec.metrics}
-    costs = [o.record["cost"] for o in outcomes]
-    queries = sum(o.record["counts"]["queries"] for o in outcomes)
-    gen = sum(c["generation_seconds"] for c in costs)
-    in_tok = sum(c["input_tokens"] for c in costs)
-    out_tok = sum(c["output_tokens"] for c in costs)
-    expected = set(list_subsets(benchmark)) if benchmark in ("bright", "r2med") else {t.subset for t in tasks}
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "aggregate",
-        "run_id": group_dir.name,
-        "spec": spec.as_dict(),
-        "benchmark": benchmark,
-        "first_stage": {"spec": outcomes[0].record["first_stage"]["spec"]},
-        "reranker": outcomes[0].record["reranker"],
-        "subsets": [{"subset": o.record["task"]["subset"], "run_id": o.record["run_id"], "metrics": o.metrics}
-                    for o in outcomes],
-        "complete": expected <= {o.record["task"]["subset"] for o in outcomes},
-        "metrics": metrics,
-        "counts": {
-            "queries": queries,
-            "model_calls": sum(o.record["counts"]["model_calls"] for o in outcomes),
-            "parse_failures": sum(o.record["counts"]["parse_failures"] for o in outcomes),
-        },
-        "cost": {
-            "wall_seconds": round(sum(c["wall_seconds"] for c in costs), 3),
-            "generation_seconds": round(gen, 3),
-            "seconds_per_query": round(gen / queries, 4) if queries else 0.0,
-            "input_tokens": in_tok,
-            "output_tokens": out_tok,
-            "tokens_per_query": round((in_tok + out_tok) / queries, 1) if queries else 0.0,
-            "gpu": costs[0]["gpu"],
-        },
-        "provenance": provenance(started, argv),
-    }
-    write_json_atomic(group_dir / "record.json", record)
+    writer = find_wrapper(getattr(reranker, "_backend", None), TracesWriter)
+    return writer.snapshot() if writer is not None else None
+
+
+def _costs(results: list[RerankResult], now: Hardware, uses_model: bool) -> list[CostEntry]:
+    measured = utc_now()
+    if not uses_model:
+        return [CostEntry(hardware=now, queries=len(results), model_calls=0, cached_calls=0, generation_seconds=0.0,
+                          call_seconds_sum=0.0, seconds_per_query=0.0, input_tokens=0, output_tokens=0,
+                          tokens_per_query=0.0, complete=True, measured_utc=measured)]
+    groups: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for call in result.calls:
+            hardware = Hardware(**call.hardware) if call.hardware else Hardware(backend=now.backend,
+                                                                                accelerator="unknown", count=0)
+            acc = groups.setdefault(hardware.key(), {"hardware": hardware, "queries": set(), "calls": 0, "cached": 0,
+                                                     "engine": 0.0, "latency": 0.0, "in": 0, "out": 0})
+            acc["queries"].add(result.qid)
+            acc["calls"] += call.requests
+            acc["cached"] += call.cached_requests
+            acc["engine"] = None if acc["engine"] is None or call.engine_seconds is None else \
+                acc["engine"] + call.engine_seconds
+            acc["latency"] += call.seconds
+            acc["in"] += call.input_tokens
+            acc["out"] += call.output_tokens
+    entries = []
+    for acc in groups.values():
+        n = len(acc["queries"])
+        engine = acc["engine"]
+        entries.append(CostEntry(
+            hardware=acc["hardware"], queries=n, model_calls=acc["calls"], cached_calls=acc["cached"],
+            generation_seconds=None if engine is None else round(engine, 3),
+            call_seconds_sum=round(acc["latency"], 3),
+            seconds_per_query=None if engine is None or not n else round(engine / n, 4),
+            input_tokens=acc["in"], output_tokens=acc["out"],
+            tokens_per_query=round((acc["in"] + acc["out"]) / n, 1) if n else None,
+            complete=n == len(results), measured_utc=measured))
+    return entries
+
+
+def _write_aggregate(identity: dict[str, Any], group: str, group_dir: Path, tasks, started: str, argv, reranker,
+                     fs_spec: str, say: Callable[[str], None]) -> None:
+    """(Re)write the group's aggregate record from every subset record it has, when the benchmark averages."""
+    info = tasks[0].benchmark_info
+    if info is None or info.average != "mean" or not info.subsets:
+        return
+    found = records_by_group(group_dir.parent, strict=False).get(group_dir, {}).get("subsets", {})
+    official = [s for s in info.subset_names if s in found]
+    if len(found) < 2 and len(tasks) < 2:
+        return
+    subsets = official + sorted(set(found) - set(official))
+    records = [found[s][1] for s in subsets]
+    metrics = {m: sum(r.metrics[m] for r in records) / len(records)
+               for m in records[0].metrics if all(m in r.metrics for r in records)}
+    costs: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for entry in record.costs:
+            acc = costs.setdefault(entry.hardware.key(), {"entry": entry, "parts": []})
+            acc["parts"].append(entry)
+    total_queries = sum(r.counts.queries for r in records)
+    summed = []
+    for acc in costs.values():
+        parts = acc["parts"]
+        queries = sum(p.queries for p in parts)
+        gen = None if any(p.generation_seconds is None for p in parts) else sum(p.generation_seconds for p in parts)
+        tokens = sum(p.input_tokens + p.output_tokens for p in parts)
+        summed.append(CostEntry(
+            hardware=acc["entry"].hardware, queries=queries, model_calls=sum(p.model_calls for p in parts),
+            cached_calls=sum(p.cached_calls for p in parts), generation_seconds=None if gen is None else round(gen, 3),
+            call_seconds_sum=None if any(p.call_seconds_sum is None for p in parts) else
+            round(sum(p.call_seconds_sum for p in parts), 3),
+            seconds_per_query=None if gen is None or not queries else round(gen / queries, 4),
+            input_tokens=sum(p.input_tokens for p in parts), output_tokens=sum(p.output_tokens for p in parts),
+            tokens_per_query=round(tokens / queries, 1) if queries else None,
+            complete=queries == total_queries and all(p.complete for p in parts), measured_utc=utc_now()))
+    first = records[0]
+    aggregate = AggregateRecord(
+        schema_version=SCHEMA_VERSION, kind="aggregate", run_id=group, group_id=group, experiment=identity,
+        benchmark=info.name, first_stage=first.first_stage.spec,
+        reranker=RerankerInfo(name=first.reranker.name, family=first.reranker.family, model=first.reranker.model,
+                              revision=first.reranker.revision, settings=identity["reranker"]["settings"],
+                              prompt_template_hash=first.reranker.prompt_template_hash),
+        subsets=[SubsetEntry(subset=s, run_id=found[s][1].run_id, metrics=found[s][1].metrics) for s in subsets],
+        complete=set(info.subset_names) <= set(found),
+        metrics=metrics,
+        counts=AggregateCounts(queries=total_queries, model_calls=sum(r.counts.model_calls for r in records),
+                               parse_failures=sum(r.counts.parse_failures for r in records),
+                               degenerate_subsets=sum(1 for r in records if r.counts.degenerate)),
+        costs=summed,
+        provenance=Provenance(**provenance(started, argv)),
+    )
+    write_aggregate_record(group_dir, aggregate)
+    if PRIMARY_METRIC in metrics:
+        scope = f"{len(records)} of {len(info.subsets)} subsets" if not aggregate.complete else \
+            f"{len(records)} subsets"
+        say(f"{info.title} average {PRIMARY_METRIC} over {scope} = {metrics[PRIMARY_METRIC]:.4f}")
+
+
+__all__ = ["run_experiment", "RunOutcome", "SubsetOutcome", "experiment_identity", "gpu_info"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError
+from harness.schema import to_dict
 from harness.verify import (
     ClaimResult, RunGroup, benchmark_subsets, collect_groups, default_claims_dir, load_claims, verify_claim,
 )
@@ -28,15 +29,6 @@ SITE_ENV = "HARNESS_SITE_TEMPLATES"
 MAX_DOCS = 20  # documents shown per query in the explorer
 MAX_CALLS = 20  # model calls (reasoning traces) shown per query
 MAX_TRACE_CHARS = 8000
-_SHORT = {
-    "bright": {"biology": "Bio.", "earth_science": "Earth", "economics": "Econ.", "psychology": "Psy.",
-               "robotics": "Rob.", "stackoverflow": "Stack.", "sustainable_living": "Sus.", "leetcode": "Leet.",
-               "pony": "Pony", "aops": "AoPS", "theoremqa_questions": "TheoQ.", "theoremqa_theorems": "TheoT."},
-    "r2med": {"Biology": "Bio.", "Bioinformatics": "Bioinf.", "Medical-Sciences": "MedSci", "MedXpertQA-Exam":
-              "MedXp.", "MedQA-Diag": "MedQA", "PMC-Treatment": "PMC-T", "PMC-Clinical": "PMC-C",
-              "IIYi-Clinical": "IIYi"},
-}
-_TITLES = {"bright": "BRIGHT", "r2med": "R2MED", "tiny": "tiny (smoke fixture)", "beir": "BEIR"}
 _TRACE_QID = re.compile(r"^query (.+?), (?:window|doc) ")
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*[bB](?![A-Za-z])")
 
@@ -123,36 +115,35 @@ class Row:
     def covered(self) -> int:
         return sum(1 for s in self.board_subsets if self.value(s) is not None)
 
-    def _sum(self, section: str, key: str) -> float:
-        return sum(float((r.get(section) or {}).get(key) or 0) for r in self.group.subsets.values())
-
     @property
     def queries(self) -> int:
-        return int(self._sum("counts", "queries"))
+        return sum(r.counts.queries for r in self.group.subsets.values())
+
+    @property
+    def costs(self) -> list[dict[str, Any]]:
+        """One entry per hardware configuration: label, s/query and tokens/query over the subsets it covers."""
+        return group_costs(self.group)
 
     @property
     def seconds_per_query(self) -> float | None:
-        q = self.queries
-        return self._sum("cost", "generation_seconds") / q if q else None
+        costs = [c for c in self.costs if c["seconds_per_query"] is not None]
+        return costs[0]["seconds_per_query"] if costs else None
 
     @property
     def tokens_per_query(self) -> float | None:
-        q = self.queries
-        return (self._sum("cost", "input_tokens") + self._sum("cost", "output_tokens")) / q if q else None
+        return self.costs[0]["tokens_per_query"] if self.costs else None
 
     @property
     def parse_failures(self) -> int:
-        return int(self._sum("counts", "parse_failures"))
+        return sum(r.counts.parse_failures for r in self.group.subsets.values())
 
     @property
     def model_calls(self) -> int:
-        return int(self._sum("counts", "model_calls"))
+        return sum(r.counts.model_calls for r in self.group.subsets.values())
 
     @property
     def gpu(self) -> str:
-        gpus = {json.dumps((r.get("cost") or {}).get("gpu"), sort_keys=True) for r in self.group.subsets.values()}
-        texts = sorted(_gpu_text(json.loads(g)) for g in gpus)
-        return " / ".join(texts) if texts else "n/a"
+        return " / ".join(c["label"] for c in self.costs) or "n/a"
 
     @property
     def grade(self) -> str | None:
@@ -161,12 +152,35 @@ class Row:
         return max(graded, key=order.index) if graded else None
 
 
-def _gpu_text(gpu: Any) -> str:
-    if isinstance(gpu, dict):
-        count = gpu.get("count", 1)
-        name = re.sub(r"^NVIDIA\s+", "", str(gpu.get("name", "GPU")))
-        return f"{count}× {name}"
-    return str(gpu or "n/a")
+def group_costs(group: RunGroup) -> list[dict[str, Any]]:
+    """Costs of a group summed per hardware configuration over its subsets, most complete first."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for record in group.subsets.values():
+        for entry in record.costs:
+            acc = by_key.setdefault(entry.hardware.key(), {"label": entry.hardware.label(), "queries": 0,
+                                                           "seconds": 0.0, "tokens": 0, "complete": True,
+                                                           "subsets": 0, "self_reported": False})
+            acc["queries"] += entry.queries
+            acc["seconds"] = None if acc["seconds"] is None or entry.generation_seconds is None else \
+                acc["seconds"] + entry.generation_seconds
+            acc["tokens"] += entry.input_tokens + entry.output_tokens
+            acc["complete"] = acc["complete"] and entry.complete
+            acc["subsets"] += 1
+            acc["self_reported"] = acc["self_reported"] or entry.self_reported
+    out = []
+    for acc in by_key.values():
+        n = acc["queries"]
+        out.append({"label": acc["label"], "queries": n, "complete": acc["complete"] and
+                    acc["subsets"] == len(group.subsets), "self_reported": acc["self_reported"],
+                    "seconds_per_query": None if acc["seconds"] is None or not n else acc["seconds"] / n,
+                    "tokens_per_query": acc["tokens"] / n if n else None})
+    return sorted(out, key=lambda c: (not c["complete"], -c["queries"], c["label"]))
+
+
+def record_cost(record) -> Any:
+    """The cost entry of a record's latest execution (or its first entry)."""
+    key = record.execution.hardware.key()
+    return next((c for c in record.costs if c.hardware.key() == key), record.costs[0] if record.costs else None)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -188,8 +202,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _per_query_file(group: RunGroup, subset: str) -> list[dict[str, Any]]:
     record = group.subsets[subset]
-    name = (record.get("files") or {}).get("per_query") or "per_query.jsonl"
-    return _read_jsonl(group.subset_dirs[subset] / name)
+    return _read_jsonl(group.subset_dirs[subset] / record.files.per_query)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -267,6 +280,12 @@ class Board:
     slug: str
 
 
+def benchmark_info(name: str):
+    from tasks import benchmark_info as lookup
+
+    return lookup(name)
+
+
 def _board(benchmark: str, groups: list[RunGroup], claim_results: dict[str, list[ClaimResult]],
            n_resamples: int) -> Board:
     from harness.significance import bootstrap_ci, method_text, rank_groups
@@ -295,9 +314,10 @@ def _board(benchmark: str, groups: list[RunGroup], claim_results: dict[str, list
             r.p_value = result.pvalues.get(r.key)
             r.ci = bootstrap_ci([list(r.per_query[s].values()) for s in subsets], n_resamples=n_resamples)
     rows.sort(key=lambda r: (r.average is None or r.group.smoke, -(r.average or r.partial_average or 0.0), r.key))
-    short = {s: _SHORT.get(benchmark, {}).get(s, s) for s in subsets}
+    info = benchmark_info(benchmark)
+    short = {s: (info.subset(s).short if info and info.subset(s) else s) for s in subsets}
     return Board(
-        benchmark=benchmark, title=_TITLES.get(benchmark, benchmark), subsets=subsets, short=short, rows=rows,
+        benchmark=benchmark, title=info.title if info else benchmark, subsets=subsets, short=short, rows=rows,
         chart=_chart(rows), method=method_text(n_resamples=n_resamples),
         first_stages=sorted({r.first_stage_short for r in rows}),
         sizes=sorted({r.model_size for r in rows}, key=lambda s: (s == "n/a", float(s[:-1]) if s != "n/a" else 0)),
@@ -335,19 +355,19 @@ def _explorer(group: RunGroup, subset: str, task_data: TaskData | None) -> dict[
 
     record = group.subsets[subset]
     directory = group.subset_dirs[subset]
-    files = record.get("files") or {}
-    run_path = directory / (files.get("run") or "run.trec")
+    files = record.files
+    run_path = directory / files.run
     run = read_run(run_path)[0] if run_path.is_file() else {}
-    loaded = task_data((record.get("task") or {}).get("name", "")) if task_data else None
+    loaded = task_data(record.task.name) if task_data else None
     texts, qrels = loaded if loaded else ({}, {})
     traces: dict[str, list[dict[str, Any]]] = {}
-    if files.get("traces"):
-        for call in _read_jsonl(directory / files["traces"]):
+    if files.traces:
+        for call in _read_jsonl(directory / files.traces):
             m = _TRACE_QID.match(str(call.get("label", "")))
             if m:
                 traces.setdefault(m.group(1), []).append(call)
     queries = []
-    metric_names: list[str] = list((record.get("metrics") or {}).keys())
+    metric_names: list[str] = list(record.metrics)
     for row in _per_query_file(group, subset):
         qid = str(row.get("qid"))
         gold = row.get("gold") if isinstance(row.get("gold"), dict) else qrels.get(qid, {})
@@ -363,7 +383,7 @@ def _explorer(group: RunGroup, subset: str, task_data: TaskData | None) -> dict[
             "calls_total": len(calls),
         })
     return {"subset": subset, "record": record, "queries": queries, "metric_names": metric_names,
-            "has_traces": bool(files.get("traces")), "has_gold": any(q["gold_known"] for q in queries),
+            "has_traces": bool(files.traces), "has_gold": any(q["gold_known"] for q in queries),
             "has_text": any(q["text"] for q in queries)}
 
 
@@ -379,7 +399,8 @@ def _environment(site: Path):
     env.filters["pct"] = lambda v, d=2: "—" if v is None else f"{v * 100:.{d}f}"
     env.filters["num"] = lambda v, d=2: "—" if v is None else f"{v:,.{d}f}"
     env.filters["sortval"] = lambda v: "" if v is None else repr(float(v))
-    env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    env.filters["pretty"] = lambda v: json.dumps(to_dict(v), indent=2, ensure_ascii=False, default=str)
+    env.filters["cost"] = record_cost
     env.filters["pts"] = lambda v, scale=100: "—" if v is None else f"{v * scale:.2f}"
     env.filters["signed"] = lambda v, scale=100: "—" if v is None else f"{round(v * scale, 2) + 0.0:+.2f}"
     return env
@@ -410,9 +431,12 @@ def build(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task_da
     benchmarks: dict[str, list[RunGroup]] = {}
     for g in groups:
         benchmarks.setdefault(g.benchmark, []).append(g)
-    order = {"bright": 0, "r2med": 1}
+    def order(name: str) -> int:
+        info = benchmark_info(name)
+        return info.board_order if info else 500
+
     boards = [_board(b, gs, by_group, n_resamples)
-              for b, gs in sorted(benchmarks.items(), key=lambda kv: (order.get(kv[0], 2), kv[0]))]
+              for b, gs in sorted(benchmarks.items(), key=lambda kv: (order(kv[0]), kv[0]))]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

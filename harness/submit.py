@@ -8,7 +8,6 @@ every discrepancy is reported, together with schema, provenance, hash, coverage 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,29 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.records import PER_QUERY_FILE, RECORD_FILE, sha256_file
+from harness.files import sha256_file
+from harness.schema import RECORD_FILE, AggregateRecord, RecordError, SubsetRecord, load_record
 
 METRIC_TOLERANCE = 1e-6  # records keep full float precision; anything larger is an edit or a different scorer
-
-_SUBSET_KEYS = {
-    "schema_version": int, "kind": str, "run_id": str, "spec": dict, "task": dict, "first_stage": dict,
-    "reranker": dict, "metrics": dict, "counts": dict, "cost": dict, "provenance": dict, "files": dict, "sha256": dict,
-}
-_AGGREGATE_KEYS = {
-    "schema_version": int, "kind": str, "run_id": str, "spec": dict, "first_stage": dict, "reranker": dict,
-    "subsets": list, "metrics": dict, "cost": dict, "provenance": dict, "complete": bool,
-}
-_NESTED = {
-    "task": ("name", "benchmark", "subset", "revision", "queries", "judged_queries"),
-    "first_stage": ("spec", "source", "sha256", "top_k", "query_field", "params", "report"),
-    "reranker": ("name", "model", "revision", "backend", "params", "prompt_template_hash"),
-    "counts": ("queries", "judged_queries", "candidates", "model_calls", "parse_failures", "fallbacks",
-               "missing_queries", "excluded_removed"),
-    "cost": ("wall_seconds", "generation_seconds", "seconds_per_query", "input_tokens", "output_tokens",
-             "tokens_per_query", "gpu"),
-    "provenance": ("harness_version", "git_commit", "git_dirty", "python", "platform", "packages", "started_utc",
-                   "finished_utc", "argv"),
-}
 
 
 @dataclass
@@ -65,48 +45,17 @@ def validate(path: str | os.PathLike) -> ValidationReport:
     if not record_path.is_file():
         raise HarnessError(f"{root} is not a record directory (no {RECORD_FILE}). Pass a directory written by "
                            "`harness run`, e.g. results/<group_id>/<subset> or results/<group_id>.")
-    record = _load_json(record_path, report)
-    if record is None:
+    try:
+        record = load_record(record_path)
+    except RecordError as exc:
+        report.problems.append(f"record.json: {exc}")
         return report
-    if record.get("kind") == "aggregate":
+    report.checked.append("schema")
+    if isinstance(record, AggregateRecord):
         _validate_aggregate(root, record, report)
     else:
         _validate_subset(root, record, report, prefix="")
     return report
-
-
-def _load_json(path: Path, report: ValidationReport) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        report.problems.append(f"{path.name}: not valid JSON ({exc})")
-        return None
-    if not isinstance(data, dict):
-        report.problems.append(f"{path.name}: must be a JSON object")
-        return None
-    return data
-
-
-def _check_schema(record: dict[str, Any], keys: dict[str, type], report: ValidationReport, prefix: str) -> bool:
-    ok = True
-    for key, typ in keys.items():
-        if key not in record:
-            report.problems.append(f"{prefix}record.json: missing field '{key}'")
-            ok = False
-        elif not isinstance(record[key], typ) or (typ is int and isinstance(record[key], bool)):
-            report.problems.append(f"{prefix}record.json: field '{key}' must be {typ.__name__}, "
-                                   f"got {type(record[key]).__name__}")
-            ok = False
-    if record.get("schema_version") not in (None, 1) and isinstance(record.get("schema_version"), int):
-        report.problems.append(f"{prefix}record.json: schema_version {record['schema_version']} (expected 1)")
-        ok = False
-    for section, names in _NESTED.items():
-        if section in keys and isinstance(record.get(section), dict):
-            for name in names:
-                if name not in record[section]:
-                    report.problems.append(f"{prefix}record.json: missing field '{section}.{name}'")
-                    ok = False
-    return ok
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -116,32 +65,21 @@ def _close(a: Any, b: Any) -> bool:
         return False
 
 
-def _validate_subset(root: Path, record: dict[str, Any], report: ValidationReport, prefix: str) -> dict[str, float]:
+def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport, prefix: str) -> dict[str, float]:
     """Checks one subset record; returns the re-scored metric means (empty when re-scoring was impossible)."""
     from harness.metrics import evaluate
     from harness.trec import read_run
 
-    if record.get("kind") != "subset":
-        report.problems.append(f"{prefix}record.json: kind must be 'subset' or 'aggregate', got {record.get('kind')!r}")
-        return {}
-    if not _check_schema(record, _SUBSET_KEYS, report, prefix):
-        return {}
-    report.checked.append(f"{prefix}schema and provenance fields")
-
-    # files and hashes
-    files = record["files"]
-    hashes = record["sha256"]
-    for role in ("run", "per_query"):
-        if not files.get(role):
-            report.problems.append(f"{prefix}record.json: files.{role} is missing")
-    for role, name in files.items():
+    # files and hashes (the schema already guarantees plain file names inside the directory)
+    files = record.files
+    for role, name in (("run", files.run), ("per_query", files.per_query), ("traces", files.traces)):
         if not name:
             continue
         file_path = root / name
         if not file_path.is_file():
             report.problems.append(f"{prefix}{name}: listed in files.{role} but absent")
             continue
-        expected = hashes.get(name)
+        expected = record.sha256.get(name)
         if expected is None:
             report.problems.append(f"{prefix}{name}: no sha256 in the record")
         elif sha256_file(file_path) != expected:
@@ -149,18 +87,18 @@ def _validate_subset(root: Path, record: dict[str, Any], report: ValidationRepor
     report.checked.append(f"{prefix}file hashes")
 
     # provenance values
-    prov = record["provenance"]
+    prov = record.provenance
     for key in ("harness_version", "python", "started_utc", "finished_utc"):
-        if not prov.get(key):
+        if not getattr(prov, key):
             report.problems.append(f"{prefix}record.json: provenance.{key} is empty")
-    if record["spec"].get("limit") is not None:
-        report.problems.append(f"{prefix}record.json: spec.limit = {record['spec']['limit']} — a smoke run over the "
+    if record.experiment.get("limit") is not None:
+        report.problems.append(f"{prefix}record.json: limit = {record.experiment['limit']} — a smoke run over the "
                                "first queries cannot be submitted; re-run without --limit")
 
     # the task, its revision and judgments
     from tasks import resolve_tasks
 
-    task_name = record["task"].get("name", "")
+    task_name = record.task.name
     try:
         tasks = resolve_tasks(task_name)
     except HarnessError as exc:
@@ -170,11 +108,11 @@ def _validate_subset(root: Path, record: dict[str, Any], report: ValidationRepor
         report.problems.append(f"{prefix}task {task_name!r} names {len(tasks)} subsets; a subset record needs one")
         return {}
     task = tasks[0]
-    if str(task.revision) != str(record["task"].get("revision")):
-        report.problems.append(f"{prefix}task revision {record['task'].get('revision')!r} differs from the local "
+    if str(task.revision) != str(record.task.revision):
+        report.problems.append(f"{prefix}task revision {record.task.revision!r} differs from the local "
                                f"data's {task.revision!r}")
 
-    run_path = root / str(files.get("run") or "run.trec")
+    run_path = root / files.run
     if not run_path.is_file():
         return {}
     run, quirks = read_run(run_path)
@@ -201,33 +139,32 @@ def _validate_subset(root: Path, record: dict[str, Any], report: ValidationRepor
                                "excluded documents must be removed before the run is written")
     report.checked.append(f"{prefix}excluded documents absent")
 
-    top_k = record["first_stage"].get("top_k")
-    if isinstance(top_k, int):
-        long_queries = [q for q, hits in run.items() if len(hits) > top_k]
-        if long_queries:
-            report.problems.append(f"{prefix}{run_path.name}: {len(long_queries)} query(ies) rank more than "
-                                   f"top_k = {top_k} documents")
+    top_k = record.first_stage.top_k
+    long_queries = [q for q, hits in run.items() if len(hits) > top_k]
+    if long_queries:
+        report.problems.append(f"{prefix}{run_path.name}: {len(long_queries)} query(ies) rank more than "
+                               f"top_k = {top_k} documents")
 
-    metric_names = tuple(record["metrics"]) or ("nDCG@10",)
+    metric_names = tuple(record.metrics) or ("nDCG@10",)
     try:
         result = evaluate(run, task.qrels_all, metric_names, excluded=task.excluded)
     except HarnessError as exc:
         report.problems.append(f"{prefix}record.json: metrics cannot be re-scored ({exc})")
         return {}
-    for name, claimed in record["metrics"].items():
+    for name, claimed in record.metrics.items():
         if not _close(claimed, result.means[name]):
             report.problems.append(f"{prefix}record.json: metrics.{name} = {claimed} but the run re-scores to "
                                    f"{result.means[name]:.6f}")
-    counts = record["counts"]
-    if counts.get("judged_queries") != result.judged_queries:
-        report.problems.append(f"{prefix}record.json: counts.judged_queries = {counts.get('judged_queries')} but the "
+    counts = record.counts
+    if counts.judged_queries != result.judged_queries:
+        report.problems.append(f"{prefix}record.json: counts.judged_queries = {counts.judged_queries} but the "
                                f"task has {result.judged_queries}")
-    if counts.get("missing_queries") != len(result.missing_queries):
-        report.problems.append(f"{prefix}record.json: counts.missing_queries = {counts.get('missing_queries')} but "
+    if counts.missing_queries != len(result.missing_queries):
+        report.problems.append(f"{prefix}record.json: counts.missing_queries = {counts.missing_queries} but "
                                f"{len(result.missing_queries)} judged query(ies) are missing from the run")
     report.checked.append(f"{prefix}metrics re-scored from the run ({', '.join(metric_names)})")
 
-    per_query_path = root / str(files.get("per_query") or PER_QUERY_FILE)
+    per_query_path = root / files.per_query
     if per_query_path.is_file():
         _check_per_query(per_query_path, result.per_query, report, prefix)
     return result.means
@@ -235,24 +172,22 @@ def _validate_subset(root: Path, record: dict[str, Any], report: ValidationRepor
 
 def _check_per_query(path: Path, rescored: dict[str, dict[str, float]], report: ValidationReport,
                      prefix: str) -> None:
+    from harness.schema import read_per_query
+
+    try:
+        rows = read_per_query(path)
+    except HarnessError as exc:
+        report.problems.append(f"{prefix}{path.name}: {exc}")
+        return
     seen: set[str] = set()
     wrong: list[str] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for row in rows:
+        seen.add(row.qid)
+        if row.qid not in rescored:
+            report.problems.append(f"{prefix}{path.name}: query {row.qid!r} is not judged")
             continue
-        try:
-            row = json.loads(line)
-            qid = str(row["qid"])
-            metrics = dict(row["metrics"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            report.problems.append(f"{prefix}{path.name}: line {lineno} is not a per-query object")
-            continue
-        seen.add(qid)
-        if qid not in rescored:
-            report.problems.append(f"{prefix}{path.name}: query {qid!r} is not judged")
-            continue
-        if any(name in rescored[qid] and not _close(v, rescored[qid][name]) for name, v in metrics.items()):
-            wrong.append(qid)
+        if any(name in rescored[row.qid] and not _close(v, rescored[row.qid][name]) for name, v in row.metrics.items()):
+            wrong.append(row.qid)
     if wrong:
         report.problems.append(f"{prefix}{path.name}: per-query metrics differ from the re-scored run for "
                                f"{len(wrong)} query(ies): " + ", ".join(wrong[:10]))
@@ -263,25 +198,31 @@ def _check_per_query(path: Path, rescored: dict[str, dict[str, float]], report: 
     report.checked.append(f"{prefix}per-query metrics")
 
 
-def _validate_aggregate(root: Path, record: dict[str, Any], report: ValidationReport) -> None:
-    if not _check_schema(record, _AGGREGATE_KEYS, report, ""):
-        return
+def _validate_aggregate(root: Path, record: AggregateRecord, report: ValidationReport) -> None:
     rescored: dict[str, dict[str, float]] = {}
-    for entry in record["subsets"]:
-        subset = str(entry.get("subset", ""))
+    for entry in record.subsets:
+        subset = entry.subset  # a plain name (schema-checked): always a directory inside this group
         sub_dir = root / subset
-        sub_record = _load_json(sub_dir / RECORD_FILE, report) if (sub_dir / RECORD_FILE).is_file() else None
-        if sub_record is None:
+        if not (sub_dir / RECORD_FILE).is_file():
             report.problems.append(f"{subset}: listed in the aggregate record but {sub_dir} has no record")
+            continue
+        try:
+            sub_record = load_record(sub_dir / RECORD_FILE)
+        except RecordError as exc:
+            report.problems.append(f"{subset}/record.json: {exc}")
+            continue
+        if not isinstance(sub_record, SubsetRecord) or sub_record.group_id != record.group_id:
+            report.problems.append(f"{subset}: its record belongs to another group; an aggregate may only list its "
+                                   "own subsets")
             continue
         means = _validate_subset(sub_dir, sub_record, report, prefix=f"{subset}/")
         rescored[subset] = means
-        for name, value in (entry.get("metrics") or {}).items():
+        for name, value in entry.metrics.items():
             if name in means and not _close(value, means[name]):
                 report.problems.append(f"record.json: subsets[{subset}].metrics.{name} = {value} but the run "
                                        f"re-scores to {means[name]:.6f}")
     if rescored and all(rescored.values()):
-        for name, value in record["metrics"].items():
+        for name, value in record.metrics.items():
             values = [m[name] for m in rescored.values() if name in m]
             if len(values) == len(rescored) and not _close(value, sum(values) / len(values)):
                 report.problems.append(f"record.json: metrics.{name} = {value} but the mean of the re-scored "

@@ -28,15 +28,37 @@ class RerankRequest:
 
 @dataclass
 class CallStats:
-    """One model call (a window for listwise rerankers, a pair for pointwise ones)."""
+    """One unit of reranker work (a window for listwise rerankers, a pair for pointwise ones, a comparison for
+    setwise ones) and the model requests it took (a Rank1 pair with its fix pass is two)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # Σ latencies of its requests
     parsed: bool = True
     fallback: str | None = None
-    cached: bool = False
+    cached: bool = False  # every request was served from the cache or a traces file
     label: str = ""  # e.g. "window 80-100" or "doc <docid>"
+    kind: str = "window"  # window | pair | comparison | batch
+    requests: int = 1
+    cached_requests: int = 0
+    engine_seconds: float | None = 0.0  # Σ engine-time shares of its requests; None when one is unknown
+    hardware: dict | None = None  # where its (first) request ran
+
+    @classmethod
+    def of(cls, generations, label: str, kind: str, parsed: bool = True, fallback: str | None = None,
+           input_tokens: int | None = None) -> "CallStats":
+        """Stats of the requests ``generations`` (harness.llm.Generation) that made one unit of work."""
+        generations = list(generations)
+        engine = [g.engine_seconds for g in generations]
+        return cls(
+            input_tokens=sum(g.input_tokens for g in generations) if input_tokens is None else input_tokens,
+            output_tokens=sum(g.output_tokens for g in generations),
+            seconds=sum(g.seconds for g in generations),
+            parsed=parsed, fallback=fallback, cached=all(g.cached for g in generations), label=label, kind=kind,
+            requests=len(generations), cached_requests=sum(1 for g in generations if g.cached),
+            engine_seconds=None if any(e is None for e in engine) else sum(engine),
+            hardware=next((g.hardware for g in generations if g.hardware), None),
+        )
 
 
 @dataclass
@@ -54,8 +76,14 @@ class RerankResult:
         return sum(c.output_tokens for c in self.calls)
 
     @property
-    def generation_seconds(self) -> float:
-        return sum(c.seconds for c in self.calls)
+    def generation_seconds(self) -> float | None:
+        """Σ engine-time shares of the query's requests (None when one is unknown)."""
+        values = [c.engine_seconds for c in self.calls]
+        return None if any(v is None for v in values) else sum(values)
+
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for c in self.calls)
 
     @property
     def parse_failures(self) -> int:

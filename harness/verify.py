@@ -12,11 +12,13 @@ Conventions, fixed for every file:
   sets defaults and a claim may override them.
 * A claim's grade is its worst value grade among OK < OKish < FAIL; MISSING cells only make the claim MISSING when
   nothing at all was reproduced.
-* Matching: a run group (one ``results/<group_id>/``) matches a claim when every key of the claim's ``settings`` is
-  equal in the group's records: ``benchmark``, ``first_stage`` (glob, e.g. ``run:*RaDeR*``), ``reranker``,
-  ``model`` (glob, case-insensitive), ``window_size``, ``step``, ``top_k``, ``query_field``. Smoke runs
-  (``--limit``) never match. Keys a claim leaves out are not checked. Several matching groups → the most recently
-  finished one is graded (the others are counted).
+* Matching compares like with like. A run group (one ``results/<group_id>/``) is a *candidate* for a claim when its
+  benchmark, reranker, model (glob, case-insensitive) and first stage (glob) equal the claim's. A candidate is
+  graded only if **every other setting the claim declares** (window_size, step, top_k, query_field, passage_length,
+  reasoning_budget, max_tokens, temperature, prompt_mode, model_revision, …) equals the group's resolved experiment
+  identity in every subset; otherwise it is listed as **NOT COMPARABLE** with the differing settings
+  (``window_size 10 ≠ 20``), never OK/FAIL. Smoke runs (``--limit``) and degenerate runs are never graded. Several
+  comparable groups → the most recently finished one is graded (the others are counted).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import HarnessError
-from harness.records import iter_records
+from harness.schema import AggregateRecord, SubsetRecord
+from harness.spec import flat_settings
 
-GRADES = ("OK", "OKish", "FAIL", "MISSING")
+GRADES = ("OK", "OKish", "FAIL", "NOT COMPARABLE", "MISSING")
 AVERAGE = "average"
-SETTING_KEYS = ("benchmark", "first_stage", "reranker", "model", "window_size", "step", "top_k", "query_field")
+CANDIDATE_KEYS = ("benchmark", "reranker", "model", "first_stage")
 DEFAULT_TOLERANCE = {"subset": {"ok": 1.5, "okish": 3.0}, AVERAGE: {"ok": 1.0, "okish": 2.0}}
 _EPS = 1e-9
+VARIES = object()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -47,19 +51,24 @@ class RunGroup:
     group_id: str
     directory: Path
     benchmark: str
-    settings: dict[str, Any]
-    subsets: dict[str, dict[str, Any]] = field(default_factory=dict)  # subset -> subset record
+    identity: dict[str, Any]
+    settings: dict[str, Any]  # flat settings equal in every subset (VARIES where they differ)
+    subsets: dict[str, SubsetRecord] = field(default_factory=dict)
     subset_dirs: dict[str, Path] = field(default_factory=dict)
-    aggregate: dict[str, Any] | None = None
+    aggregate: AggregateRecord | None = None
     finished_utc: str = ""
 
     @property
     def smoke(self) -> bool:
-        return any((r.get("spec") or {}).get("limit") is not None for r in self.subsets.values())
+        return self.identity.get("limit") is not None
+
+    @property
+    def degenerate(self) -> bool:
+        return any(r.counts.degenerate for r in self.subsets.values())
 
     def subset_metric(self, subset: str, metric: str) -> float | None:
         record = self.subsets.get(subset)
-        value = (record or {}).get("metrics", {}).get(metric)
+        value = record.metrics.get(metric) if record else None
         return float(value) if value is not None else None
 
     def average(self, metric: str, expected_subsets: Iterable[str]) -> float | None:
@@ -71,64 +80,52 @@ class RunGroup:
         return sum(values) / len(values)
 
 
-def _settings(record: dict[str, Any]) -> dict[str, Any]:
-    spec = record.get("spec") or {}
-    reranker = record.get("reranker") or {}
-    params = reranker.get("params") or {}
-    options = spec.get("reranker_options") or {}
-    first_stage = record.get("first_stage") or {}
-    return {
-        "benchmark": (record.get("task") or {}).get("benchmark") or record.get("benchmark"),
-        "first_stage": first_stage.get("spec") or spec.get("first_stage"),
-        "reranker": reranker.get("name") or spec.get("reranker"),
-        "model": reranker.get("model"),
-        "window_size": params.get("window_size", options.get("window_size")),
-        "step": params.get("step", options.get("step")),
-        "top_k": first_stage.get("top_k", spec.get("top_k")),
-        "query_field": first_stage.get("query_field", spec.get("query_field")),
-    }
+def _group_settings(records: list[SubsetRecord]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for i, record in enumerate(records):
+        flat = flat_settings(record.experiment, record.reranker.settings)
+        flat["first_stage"] = record.first_stage.spec
+        flat["first_stage_sha256"] = record.first_stage.sha256
+        flat["query_field"] = record.first_stage.query_field
+        for key in set(merged) | set(flat):
+            value = flat.get(key)
+            if i == 0:
+                merged[key] = value
+            elif merged.get(key, None) is not VARIES and merged.get(key) != value:
+                merged[key] = VARIES
+    return merged
 
 
-def collect_groups(results_dir: str | os.PathLike) -> list[RunGroup]:
+def collect_groups(results_dir: str | os.PathLike, *, strict: bool = True, on_error=None) -> list[RunGroup]:
     """Every run group under ``results_dir``, built from its subset records (and aggregate record, if any)."""
-    root = Path(results_dir)
-    groups: dict[Path, RunGroup] = {}
-    aggregates: dict[Path, dict[str, Any]] = {}
-    for directory, record in iter_records(root):
-        if record.get("schema_version") != 1:
-            raise HarnessError(f"Record {directory / 'record.json'} has schema_version "
-                               f"{record.get('schema_version')!r}; this harness reads version 1.")
-        if record.get("kind") == "aggregate":
-            aggregates[directory] = record
+    from harness.records import records_by_group
+
+    groups = []
+    for group_dir, found in records_by_group(results_dir, strict=strict, on_error=on_error).items():
+        subsets = found["subsets"]
+        if not subsets:
             continue
-        if record.get("kind") != "subset":
-            raise HarnessError(f"Record {directory / 'record.json'} has an unknown kind {record.get('kind')!r}.")
-        group_dir = directory.parent
-        subset = (record.get("task") or {}).get("subset") or directory.name
-        group = groups.get(group_dir)
-        if group is None:
-            settings = _settings(record)
-            group = groups[group_dir] = RunGroup(group_dir.name, group_dir, str(settings["benchmark"]), settings)
-        group.subsets[subset] = record
-        group.subset_dirs[subset] = directory
-        group.finished_utc = max(group.finished_utc, str((record.get("provenance") or {}).get("finished_utc", "")))
-    for directory, record in aggregates.items():
-        if directory in groups:
-            groups[directory].aggregate = record
-    for group in groups.values():  # published column order for BRIGHT / R2MED, then anything else
-        order = {s: i for i, s in enumerate(benchmark_subsets(group.benchmark))}
-        keys = sorted(group.subsets, key=lambda s: (order.get(s, len(order)), s))
-        group.subsets = {k: group.subsets[k] for k in keys}
-    return sorted(groups.values(), key=lambda g: g.group_id)
+        records = [record for _, record in subsets.values()]
+        first = records[0]
+        order = {s: i for i, s in enumerate(benchmark_subsets(first.task.benchmark))}
+        keys = sorted(subsets, key=lambda s: (order.get(s, len(order)), s))
+        group = RunGroup(
+            group_id=group_dir.name, directory=group_dir, benchmark=first.task.benchmark,
+            identity=first.experiment, settings=_group_settings(records),
+            subsets={k: subsets[k][1] for k in keys}, subset_dirs={k: subsets[k][0] for k in keys},
+            aggregate=found["aggregate"],
+            finished_utc=max(r.provenance.finished_utc for r in records),
+        )
+        groups.append(group)
+    return sorted(groups, key=lambda g: g.group_id)
 
 
 def benchmark_subsets(benchmark: str) -> list[str]:
-    """The official subsets of a benchmark with a fixed board (BRIGHT, R2MED), in published column order."""
-    if benchmark in ("bright", "r2med"):
-        from tasks import list_subsets
+    """The declared official subsets of a benchmark that averages over them (BRIGHT, R2MED), in column order."""
+    from tasks import benchmark_info
 
-        return list_subsets(benchmark)
-    return []
+    info = benchmark_info(benchmark)
+    return info.subset_names if info and info.average == "mean" else []
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -206,11 +203,18 @@ def _parse_file(doc: Any, path: Path) -> list[Claim]:
         where = f"{path}: claim #{i + 1}"
         if not isinstance(item, dict) or "id" not in item or "values" not in item or "settings" not in item:
             raise HarnessError(f"{where} needs 'id', 'settings' and 'values'.")
-        settings = dict(item["settings"])
-        unknown = set(settings) - set(SETTING_KEYS)
-        if unknown or "benchmark" not in settings:
-            raise HarnessError(f"{where} ({item['id']}): settings need 'benchmark' and may only use "
-                               f"{', '.join(SETTING_KEYS)} (unknown: {', '.join(sorted(unknown)) or 'none'}).")
+        settings = dict(item["settings"]) if isinstance(item["settings"], dict) else None
+        if settings is None or "benchmark" not in settings or "reranker" not in settings:
+            raise HarnessError(f"{where} ({item['id']}): settings must be a mapping with at least 'benchmark' and "
+                               "'reranker' (plus every setting the published number was measured with).")
+        for key in settings:
+            if key not in known_setting_keys():
+                import difflib
+
+                close = difflib.get_close_matches(key, sorted(known_setting_keys()), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise HarnessError(f"{where} ({item['id']}): unknown setting {key!r}.{hint} Settings are the "
+                                   "resolved run settings (see `harness ls rerankers -v`).")
         values = {}
         for key, value in dict(item["values"]).items():
             v = float(value) / scale
@@ -250,6 +254,7 @@ class ClaimResult:
     cells: tuple[Cell, ...]
     grade: str
     other_matches: int = 0
+    not_comparable: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group id, differing settings)
 
 
 def grade_value(published: float, reproduced: float | None, tolerance: dict[str, float], scale: float = 100.0) -> str:
@@ -264,30 +269,70 @@ def grade_value(published: float, reproduced: float | None, tolerance: dict[str,
     return "FAIL"
 
 
-def _matches(claim: Claim, group: RunGroup) -> bool:
-    if group.smoke:
+def _same(key: str, have: Any, wanted: Any) -> bool:
+    if have is VARIES:
         return False
-    for key, wanted in claim.settings.items():
-        have = group.settings.get(key)
-        if key in ("first_stage", "model"):
-            if have is None or not fnmatch.fnmatchcase(str(have).lower(), str(wanted).lower()):
-                return False
-        elif key in ("window_size", "step", "top_k"):
-            if have is None or int(have) != int(wanted):
-                return False
-        elif str(have) != str(wanted):
+    if key in ("first_stage", "model"):
+        return have is not None and fnmatch.fnmatchcase(str(have).lower(), str(wanted).lower())
+    if isinstance(wanted, bool) or isinstance(have, bool):
+        return have is wanted or have == wanted
+    if isinstance(wanted, (int, float)) and not isinstance(have, (str, type(None))):
+        try:
+            return math.isclose(float(have), float(wanted), rel_tol=0, abs_tol=1e-9)
+        except (TypeError, ValueError):
             return False
-    return True
+    return str(have) == str(wanted)
 
 
-def matching_groups(claim: Claim, groups: Iterable[RunGroup]) -> list[RunGroup]:
-    found = [g for g in groups if _matches(claim, g)]
-    return sorted(found, key=lambda g: (g.finished_utc, g.group_id), reverse=True)
+def _shown(value: Any) -> str:
+    return "varies by subset" if value is VARIES else ("unset" if value is None else str(value))
+
+
+_KNOWN_KEYS: set[str] = set()
+
+
+def known_setting_keys() -> set[str]:
+    """Names a claim may use: the identity's top-level settings, and every option and resolved setting of every
+    registered reranker (rerankers the harness does not have yet use the same names)."""
+    if not _KNOWN_KEYS:
+        from rerankers import RERANKERS
+
+        _KNOWN_KEYS.update({"benchmark", "first_stage", "first_stage_sha256", "reranker", "model", "model_revision",
+                            "top_k", "limit", "query_field", "quantization"})
+        for name in RERANKERS:
+            cls = RERANKERS.get(name)
+            _KNOWN_KEYS.update(cls.options.options)
+            _KNOWN_KEYS.update(cls().resolve({}))
+    return _KNOWN_KEYS
+
+
+def is_candidate(claim: Claim, group: RunGroup) -> bool:
+    return all(_same(key, group.settings.get(key), claim.settings[key]) for key in CANDIDATE_KEYS
+               if key in claim.settings)
+
+
+def differences(claim: Claim, group: RunGroup) -> list[str]:
+    """The declared settings of ``claim`` the group does not share (empty: comparable)."""
+    out = []
+    if group.smoke:
+        out.append(f"limit {group.identity.get('limit')} (a smoke run)")
+    if group.degenerate:
+        out.append("degenerate run (most answers were fallbacks)")
+    for key, wanted in claim.settings.items():
+        if key in CANDIDATE_KEYS:
+            continue
+        have = group.settings.get(key)
+        if not _same(key, have, wanted):
+            out.append(f"{key} {_shown(have)} ≠ {wanted}")
+    return out
 
 
 def verify_claim(claim: Claim, groups: Iterable[RunGroup]) -> ClaimResult:
-    found = matching_groups(claim, groups)
-    group = found[0] if found else None
+    candidates = sorted((g for g in groups if is_candidate(claim, g)),
+                        key=lambda g: (g.finished_utc, g.group_id), reverse=True)
+    comparable = [g for g in candidates if not differences(claim, g)]
+    apart = tuple((g.group_id, tuple(differences(claim, g))) for g in candidates if differences(claim, g))
+    group = comparable[0] if comparable else None
     cells = []
     for key, published in claim.values.items():
         tol = claim.tolerance[AVERAGE if key == AVERAGE else "subset"]
@@ -300,12 +345,16 @@ def verify_claim(claim: Claim, groups: Iterable[RunGroup]) -> ClaimResult:
             reproduced = group.subset_metric(key, claim.metric)
         cells.append(Cell(key, published, reproduced, grade_value(published, reproduced, tol, claim.scale)))
     graded = [c.grade for c in cells if c.grade != "MISSING"]
-    grade = max(graded, key=GRADES.index) if graded else "MISSING"
-    return ClaimResult(claim, group.group_id if group else None, tuple(cells), grade, max(len(found) - 1, 0))
+    if group is None:
+        grade = "NOT COMPARABLE" if apart else "MISSING"
+    else:
+        grade = max(graded, key=GRADES.index) if graded else "MISSING"
+    return ClaimResult(claim, group.group_id if group else None, tuple(cells), grade,
+                       max(len(comparable) - 1, 0), apart)
 
 
-def verify(claims: Iterable[Claim], results_dir: str | os.PathLike) -> list[ClaimResult]:
-    groups = collect_groups(results_dir)
+def verify(claims: Iterable[Claim], results_dir: str | os.PathLike, *, strict: bool = True) -> list[ClaimResult]:
+    groups = collect_groups(results_dir, strict=strict)
     return [verify_claim(c, groups) for c in claims]
 
 
@@ -320,9 +369,9 @@ def default_claims_dir(results_dir: str | os.PathLike) -> Path:
 
 
 def render_report(results: list[ClaimResult], *, show_missing: bool = True) -> str:
-    """Plain-text report: one table per matched claim, then the claims with no matching record."""
+    """Plain-text report: one table per graded claim, then the not-comparable candidates, then the claims with no
+    matching record."""
     lines: list[str] = []
-    missing = [r for r in results if r.group_id is None]
     for r in results:
         if r.group_id is None:
             continue
@@ -338,11 +387,21 @@ def render_report(results: list[ClaimResult], *, show_missing: bool = True) -> s
             lines.append(f"        {cell.key:<22} {cell.published * c.scale:>10.2f} {rep:>11} {delta:>8}  "
                          f"{cell.grade}")
         lines.append("")
+    apart = [r for r in results if r.not_comparable]
+    if apart:
+        lines.append(f"NOT COMPARABLE: {len(apart)} claim(s) have runs of the same system with other settings "
+                     "(not graded):")
+        for r in apart:
+            lines.append(f"  {r.claim.id}")
+            for group_id, diffs in r.not_comparable:
+                lines.append(f"      {group_id}: {'; '.join(diffs)}")
+        lines.append("")
+    missing = [r for r in results if r.grade == "MISSING"]
     if show_missing and missing:
         lines.append(f"MISSING: {len(missing)} claim(s) have no matching run record:")
         for r in missing:
             s = r.claim.settings
-            lines.append(f"  {r.claim.id:<40} " + " ".join(f"{k}={s[k]}" for k in SETTING_KEYS if k in s))
+            lines.append(f"  {r.claim.id:<40} " + " ".join(f"{k}={v}" for k, v in s.items()))
         lines.append("")
     counts = {g: sum(1 for r in results if r.grade == g) for g in GRADES}
     lines.append("summary: " + ", ".join(f"{counts[g]} {g}" for g in GRADES))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from harness.registry import Registry
-from rerankers.base import Reranker, RerankerOptions, RerankContext
+from rerankers.base import Reranker, RerankContext
 
 RERANKERS: Registry = Registry("reranker", cli_hint="see `harness ls rerankers`")
 RERANKERS.register("none", "rerankers.none:NoReranker", "keep the first-stage order")
@@ -16,8 +18,12 @@ RERANKERS.register("rank1", "rerankers.rank1:Rank1Reranker",
                    "Rank1 pointwise reasoning reranker (jhu-clsp/rank1-*), P(true) from log-probs")
 
 
-def build_reranker(name: str, options: RerankerOptions) -> Reranker:
-    return RERANKERS.get(name)(options)
+def build_reranker(name: str, settings: Mapping[str, Any] | None = None, execution=None) -> Reranker:
+    return RERANKERS.get(name)(settings, execution)
 
 
-__all__ = ["RERANKERS", "Reranker", "RerankerOptions", "RerankContext", "build_reranker"]
+def reranker_options(name: str):
+    return RERANKERS.get(name).options
+
+
+__all__ = ["RERANKERS", "Reranker", "RerankContext", "build_reranker", "reranker_options"]

@@ -7,8 +7,8 @@ to top-k) and ``window = min(window_size, n)``, start at ``(n - window, n)``; wh
 Scores are positional (§8): after reordering a window, position j keeps the score that was at position j, so the
 first-stage score sequence survives and only docids move.
 
-``ListwiseLLMReranker`` holds what ReasonRank and RankZephyr share (options, lazy tokenizer and backend, the
-window loop, per-window call records); subclasses supply the prompt, the sampling parameters and the parser.
+``ListwiseLLMReranker`` holds what ReasonRank and RankZephyr share (window options, the window loop, per-window call
+records); subclasses supply the prompt, the sampling parameters and the parser.
 
 Scheduling: each query is one coroutine that runs its windows in order (each window depends on the previous one);
 queries run concurrently, at most ``concurrency`` at a time, so a query moves to its next window as soon as its
@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from abc import abstractmethod
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, ClassVar, Mapping, Sequence
 
 from harness.errors import HarnessError
 from harness.llm import Generation, GenerationRequest, SamplingParams
+from harness.options import Option, OptionSet
 from harness.types import CallStats, Candidate, RerankRequest, RerankResult
-from rerankers._llm import LLMReranker
-from rerankers.base import RerankContext, RerankerOptions
+from rerankers._llm import MODEL_OPTIONS, LLMReranker
+from rerankers.base import RerankContext
 
 Window = tuple[int, int]
 # (request, the window's current candidates, (start, end)) -> (0-based order over the window, stats of the call)
@@ -64,6 +65,14 @@ def apply_permutation(candidates: list[Candidate], window: Window, order: Sequen
         candidates[start + j] = dataclasses.replace(before[x], score=before[j].score)
 
 
+def uncovered_positions(n_candidates: int, window_size: int, step: int) -> int:
+    """Candidates no window ever shows the model (possible when step > window size)."""
+    covered: set[int] = set()
+    for start, end in window_schedule(n_candidates, window_size, step):
+        covered.update(range(start, end))
+    return n_candidates - len(covered)
+
+
 async def rerank_listwise(requests: Sequence[RerankRequest], rerank_window: WindowFn, *, window_size: int,
                           step: int, concurrency: int,
                           on_query_done: Callable[[int], None] = lambda n: None) -> list[RerankResult]:
@@ -85,47 +94,41 @@ async def rerank_listwise(requests: Sequence[RerankRequest], rerank_window: Wind
     return list(await asyncio.gather(*(one_query(r) for r in requests)))
 
 
-def backend_description(backend, revision: str | None) -> dict[str, Any]:
-    """backend name, weights revision and engine settings (device, dtype…) for a reranker's ``describe``;
-    machine-specific entries (cache and traces paths) are left out of the record."""
-    described = dict(backend.describe())
-    engine = {k: v for k, v in described.items() if k not in ("backend", "model", "revision", "cache", "traces")}
-    return {"backend": described.get("backend"), "revision": described.get("revision", revision),
-            **({"engine": engine} if engine else {})}
-
-
-def positive_option(value: int | None, default: int, what: str) -> int:
-    if value is None:
-        return default
-    if int(value) < 1:
-        raise HarnessError(f"{what} must be at least 1 (got {value}).")
-    return int(value)
+def listwise_options(owner: str, extra: Sequence[Option] = (), window: int = 20, step: int = 10) -> OptionSet:
+    return MODEL_OPTIONS.extended(owner, [
+        Option("window_size", int, window, "passages per window", minimum=1),
+        Option("step", int, step, "window stride (bottom-up)", minimum=1),
+        *extra,
+    ])
 
 
 class ListwiseLLMReranker(LLMReranker):
     """Shared plumbing of the listwise LLM rerankers: window options, window loop, records."""
 
-    default_window = 20
-    default_step = 10
+    family = "listwise"
+    options: ClassVar[OptionSet] = listwise_options("reranker listwise")
 
-    def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        super().__init__(options, backend=backend, tokenizer=tokenizer)
-        self.window_size = positive_option(self.options.window_size, self.default_window, "--window-size")
-        self.step = positive_option(self.options.step, self.default_step, "--step")
+    @property
+    def window_size(self) -> int:
+        return int(self.values["window_size"])
+
+    @property
+    def step(self) -> int:
+        return int(self.values["step"])
 
     @abstractmethod
-    def window_prompt(self, query: str, passages: Sequence[str], task_name: str) -> str:
-        """The exact prompt string for one window of (raw) passage texts."""
+    def window_prompt(self, query: str, passages: Sequence[str], settings: Mapping[str, Any]) -> str:
+        """The exact prompt string for one window of (raw) passage texts under resolved ``settings``."""
 
     @abstractmethod
-    def sampling_params(self, window_len: int) -> SamplingParams:
+    def sampling_params(self, window_len: int, settings: Mapping[str, Any]) -> SamplingParams:
         """Decoding parameters for a window of ``window_len`` passages."""
 
     @abstractmethod
     def read_answer(self, generation: Generation, window_len: int) -> tuple[list[int], bool, str | None]:
         """(0-based order over the window, parsed cleanly, fallback name or None); never raises."""
 
-    def preview_prompt(self, request: RerankRequest, index: int, task_name: str) -> tuple[str, str]:
+    def preview_prompt(self, request: RerankRequest, index: int, protocol: Mapping[str, Any]) -> tuple[str, str]:
         """(label, prompt) of window ``index`` in processing order (0 = bottom window) over the given order."""
         windows = window_schedule(len(request.candidates), self.window_size, self.step)
         if not 0 <= index < len(windows):
@@ -134,26 +137,28 @@ class ListwiseLLMReranker(LLMReranker):
                                f"0..{len(windows) - 1}.")
         start, end = windows[index]
         texts = [c.text for c in request.candidates[start:end]]
-        return f"window {start}-{end}", self.window_prompt(request.query, texts, task_name)
+        return f"window {start}-{end}", self.window_prompt(request.query, texts, self.resolve(protocol))
 
     async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext):
+        settings = self.resolve(context.protocol)
+        unreachable = sum(uncovered_positions(len(r.candidates), self.window_size, self.step) for r in requests)
+        if unreachable:
+            quirks = context.info.setdefault("quirks", {})
+            quirks["unreachable_candidates"] = quirks.get("unreachable_candidates", 0) + unreachable
+            context.info.setdefault("notes", []).append(
+                f"{unreachable} candidate(s) are never shown to the model: step {self.step} > window size "
+                f"{self.window_size} leaves gaps between windows.")
+
         async def one_window(request: RerankRequest, candidates: Sequence[Candidate], window: Window):
             start, end = window
-            prompt = self.window_prompt(request.query, [c.text for c in candidates], context.task_name)
-            params = self.sampling_params(len(candidates))
+            prompt = self.window_prompt(request.query, [c.text for c in candidates], settings)
+            params = self.sampling_params(len(candidates), settings)
             generation = await self.generate(
                 GenerationRequest(prompt, params, label=f"query {request.qid}, window {start}-{end}"))
             order, parsed, fallback = self.read_answer(generation, len(candidates))
-            stats = CallStats(
-                input_tokens=generation.input_tokens or len(self.tokenizer.encode(prompt)),
-                output_tokens=generation.output_tokens, seconds=generation.seconds, parsed=parsed,
-                fallback=fallback, cached=generation.cached, label=f"window {start}-{end}",
-            )
+            stats = CallStats.of([generation], f"window {start}-{end}", "window", parsed, fallback,
+                                 input_tokens=generation.input_tokens or len(self.tokenizer.encode(prompt)))
             return order, stats
 
         return await rerank_listwise(requests, one_window, window_size=self.window_size, step=self.step,
-                                     concurrency=self.options.concurrency, on_query_done=context.progress)
-
-    def _backend_description(self) -> dict[str, Any]:
-        return backend_description(self.backend, self.revision)
-
+                                     concurrency=self.execution.concurrency, on_query_done=context.progress)

@@ -1,17 +1,26 @@
-"""Base class of the model-backed rerankers: model id, lazy tokenizer and backend, and time accounting."""
+"""Base class of the model-backed rerankers: the common model options, a lazy tokenizer and backend.
+
+Every model call goes through ``generate`` → the backend built by ``harness.backends.build_backend`` (metered, so
+each call carries its share of engine-busy time; cached; traced). Cost therefore needs no clock here.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from abc import abstractmethod
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
-from harness.backends._busy import BusyClock
 from harness.llm import Generation, GenerationRequest
+from harness.options import Option, OptionSet
 from harness.types import RerankRequest, RerankResult
-from rerankers.base import Reranker, RerankContext, RerankerOptions
+from rerankers.base import Reranker, RerankContext
+
+MODEL_OPTIONS = OptionSet("reranker", [
+    Option("model", str, None, "HF id, local checkpoint directory or embedded model (default: the reranker's)"),
+    Option("revision", str, None, "hub revision (commit, branch or tag) of the weights; pins the experiment"),
+    Option("tokenizer", str, None, "tokenizer for prompts and truncation (default: the model's own)"),
+])
 
 
 def run_coroutine(coroutine):
@@ -36,36 +45,31 @@ def run_coroutine(coroutine):
     return box["value"]
 
 
-
 class LLMReranker(Reranker):
-    """Model-backed rerankers: the model id, a lazily loaded tokenizer and a lazily built inference backend.
-
-    Every model call goes through ``generate``, which keeps a busy clock: the wall time during which at least one
-    call was in flight. That is what the ReasonRank authors time (Σ wall time of their batched ``generate`` calls);
-    the sum of per-call latencies overcounts as soon as calls overlap. ``rerank`` reports it to the runner as
-    ``context.info["engine_busy_seconds"]``.
-    """
+    """Model-backed rerankers: the model id, a lazily loaded tokenizer and a lazily built inference backend."""
 
     default_model = ""
+    needs_model: ClassVar[bool] = True
+    options: ClassVar[OptionSet] = MODEL_OPTIONS
 
-    def engine_defaults(self) -> dict[str, Any]:
-        """Engine settings of the reference runs (e.g. Rank1's max_model_len), applied unless the user set them."""
+    def engine_defaults(self) -> dict[str, dict[str, Any]]:
+        """Engine settings of the reference runs per backend (e.g. Rank1's max_model_len on vLLM), applied unless
+        the user sets them."""
         return {}
 
-    def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        self.options = options or RerankerOptions()
-        self.model = self.options.model or self.default_model
-        self.revision = self.options.get("revision")
+    def __init__(self, settings: Mapping[str, Any] | None = None, execution=None, *, backend=None, tokenizer=None):
+        super().__init__(settings, execution)
+        self.model = self.values.get("model") or self.default_model
+        self.revision = self.values.get("revision")
         self._backend = backend
         self._tokenizer = tokenizer
-        self._busy = BusyClock()
 
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from rerankers._tokenizer import load_tokenizer
+            from harness.models import load_tokenizer
 
-            self._tokenizer = load_tokenizer(self.model, self.revision)
+            self._tokenizer = load_tokenizer(self.values.get("tokenizer") or self.model, self.revision)
         return self._tokenizer
 
     @property
@@ -73,24 +77,43 @@ class LLMReranker(Reranker):
         if self._backend is None:
             from harness.backends import build_backend
 
-            extra = {**self.engine_defaults(), **dict(self.options.extra)}
-            self._backend = build_backend(self.model, dataclasses.replace(self.options, extra=tuple(extra.items())))
+            self._backend = build_backend(self.model, self.execution, revision=self.revision,
+                                          engine_defaults=self.engine_defaults())
         return self._backend
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        with self._busy:
-            return await self.backend.agenerate(request)
+        return await self.backend.agenerate(request)
+
+    def prompt_template_hash(self) -> str | None:
+        return None
+
+    def identity(self) -> dict[str, Any]:
+        from harness.models import model_fingerprint, model_label
+
+        settings = {k: v for k, v in self.values.items() if k not in ("model", "revision")}
+        tokenizer = settings.get("tokenizer")
+        if tokenizer is not None and model_fingerprint(tokenizer):
+            settings["tokenizer"] = {"label": model_label(tokenizer), "fingerprint": model_fingerprint(tokenizer)}
+        return {
+            "name": self.name,
+            "model": model_label(self.model),
+            "model_revision": self.revision,
+            # a local checkpoint is identified by its content: retraining into the same directory is a new experiment
+            "model_fingerprint": model_fingerprint(self.model),
+            "prompt_template_hash": self.prompt_template_hash(),
+            "settings": settings,
+        }
+
+    def execution_info(self) -> dict[str, Any]:
+        return dict(self._backend.describe()) if self._backend is not None else {}
 
     @abstractmethod
     async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext) -> list[RerankResult]:
         """Rerank every request; model calls go through ``self.generate``."""
 
     def rerank(self, requests, context: RerankContext) -> list[RerankResult]:
-        self.backend  # build (and load) the engine before the clock starts
-        before = self._busy.seconds
-        results = run_coroutine(self._arerank(list(requests), context))
-        context.info["engine_busy_seconds"] = self._busy.seconds - before
-        return results
+        self.backend  # build (and load) the engine first
+        return run_coroutine(self._arerank(list(requests), context))
 
     def close(self) -> None:
         if self._backend is not None:

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from harness.errors import HarnessError
 from harness.types import RerankResult
-from rerankers.base import Reranker, RerankContext, RerankerOptions
+from rerankers.base import Reranker, RerankContext
 
 
 class OracleReranker(Reranker):
     name = "oracle"
-
-    def __init__(self, options: RerankerOptions | None = None):
-        self.options = options
 
     def rerank(self, requests, context: RerankContext):
         if context.qrels is None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from harness.llm import Generation, SamplingParams
+from harness.options import Option
+from rerankers._listwise import ListwiseLLMReranker, listwise_options
 from rerankers._text import fix_text, replace_number, truncate_words
-from rerankers._listwise import ListwiseLLMReranker, positive_option
 from rerankers.reasonrank import digits_to_order
-from rerankers.base import RerankerOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +94,24 @@ def _render(tokenizer, query: str, fixed_texts: Sequence[str], max_words: int) -
 
 def build_prompt(tokenizer, query: str, passage_texts: Sequence[str], max_words: int = DEFAULT_PASSAGE_WORDS,
                  context_size: int = DEFAULT_CONTEXT_SIZE) -> tuple[str, int, int]:
-    """The prompt after the context shrinking loop: (prompt, input tokens, words per passage used)."""
+    """The prompt after the context shrinking loop: (prompt, input tokens, words per passage used).
+
+    As in rank_llm, the word budget keeps shrinking by ``max(1, excess // (window × 4))`` until the prompt fits, and
+    it may go negative: ``words[:n]`` with n < 0 keeps all but the last |n| words of each passage. The loop ends
+    when the prompt fits, or when every passage is already empty (nothing left to cut: the prompt is returned as
+    is and the engine decides)."""
     window_len = len(passage_texts)
     reserve = num_output_tokens(tokenizer, window_len)
     fixed = [fix_text(text.strip()) for text in passage_texts]
+    longest = max((len(t.split()) for t in fixed), default=0)
     while True:
         prompt = _render(tokenizer, query, fixed, max_words)
         n_tokens = len(tokenizer.encode(prompt))
-        if n_tokens <= context_size - reserve or max_words == 0:
+        if n_tokens <= context_size - reserve:
             return prompt, n_tokens, max_words
-        # rank_llm's step; clamped at 0 words (rank_llm would go negative and slice from the end)
-        max_words = max(0, max_words - max(1, (n_tokens - context_size + reserve) // (window_len * 4)))
+        if max_words <= 0 and -max_words >= longest or max_words == 0:
+            return prompt, n_tokens, max_words  # every passage is empty already
+        max_words -= max(1, (n_tokens - context_size + reserve) // (window_len * 4))
 
 
 def parse_permutation(response: str, window_len: int) -> tuple[list[int], bool, str | None]:
@@ -124,41 +131,56 @@ def parse_permutation(response: str, window_len: int) -> tuple[list[int], bool, 
     return order, True, None
 
 
+OPTIONS = listwise_options("reranker rankzephyr", [
+    Option("passage_length", int, DEFAULT_PASSAGE_WORDS, "passage truncation in words (then context shrinking)",
+           minimum=1, source="rank_llm max_passage_words 300"),
+    Option("context_size", int, DEFAULT_CONTEXT_SIZE, "prompt + answer budget in tokens", minimum=16,
+           source="rank_llm ZephyrReranker context_size 4096"),
+])
+
+
 class RankZephyrReranker(ListwiseLLMReranker):
     name = "rankzephyr"
     default_model = DEFAULT_MODEL
+    options = OPTIONS
 
-    def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        super().__init__(options, backend=backend, tokenizer=tokenizer)
-        self.passage_words = positive_option(self.options.passage_length, DEFAULT_PASSAGE_WORDS, "--passage-length")
-        self.context_size = positive_option(self.options.get("context_size"), DEFAULT_CONTEXT_SIZE, "context_size")
+    @property
+    def passage_words(self) -> int:
+        return int(self.values["passage_length"])
 
-    def engine_defaults(self) -> dict[str, Any]:
+    @property
+    def context_size(self) -> int:
+        return int(self.values["context_size"])
+
+    def engine_defaults(self) -> dict[str, dict[str, Any]]:
         # castorini/rank_llm: trust_remote_code=True, max_model_len = context_size + the permutation's length
-        return {"trust_remote_code": True,
-                "max_model_len": self.context_size + num_output_tokens(self.tokenizer, self.window_size)}
+        return {"vllm": {"trust_remote_code": True,
+                         "max_model_len": self.context_size + num_output_tokens(self.tokenizer, self.window_size)}}
 
-    def window_prompt(self, query: str, passages: Sequence[str], task_name: str) -> str:
-        return build_prompt(self.tokenizer, query, passages, self.passage_words, self.context_size)[0]
-
-    def sampling_params(self, window_len: int) -> SamplingParams:
-        n = num_output_tokens(self.tokenizer, window_len)
-        return SamplingParams(temperature=0.0, max_tokens=n, min_tokens=n)
-
-    def read_answer(self, generation: Generation, window_len: int):
-        return parse_permutation(generation.text, window_len)
-
-    def describe(self) -> dict[str, Any]:
+    def resolve(self, protocol: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "model": self.model,
-            **self._backend_description(),
             "window_size": self.window_size,
             "step": self.step,
             "passage_length": self.passage_words,
             "passage_truncation": "words, then context shrinking",
             "context_size": self.context_size,
+            "temperature": 0.0,
+            "max_tokens": "num_output_tokens(window)",
             "sampling": "greedy, min_tokens = max_tokens = num_output_tokens(window)",
             "scores": "positional (first-stage score sequence kept, docids move)",
-            "prompt_template_hash": PROMPT_TEMPLATE_HASH,
+            **({"tokenizer": self.values["tokenizer"]} if self.values.get("tokenizer") else {}),
         }
+
+    def prompt_template_hash(self) -> str:
+        return PROMPT_TEMPLATE_HASH
+
+    def window_prompt(self, query: str, passages: Sequence[str], settings: Mapping[str, Any]) -> str:
+        return build_prompt(self.tokenizer, query, passages, self.passage_words, self.context_size)[0]
+
+    def sampling_params(self, window_len: int, settings: Mapping[str, Any]) -> SamplingParams:
+        n = num_output_tokens(self.tokenizer, window_len)
+        return SamplingParams(temperature=0.0, max_tokens=n, min_tokens=n)
+
+    def read_answer(self, generation: Generation, window_len: int):
+        order, parsed, fallback = parse_permutation(generation.text, window_len)
+        return order, parsed and fallback is None, fallback

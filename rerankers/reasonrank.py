@@ -17,13 +17,13 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from harness.errors import HarnessError
 from harness.llm import Generation, SamplingParams
-from rerankers._listwise import ListwiseLLMReranker, positive_option
+from harness.options import Option
+from rerankers._listwise import ListwiseLLMReranker, listwise_options
 from rerankers._text import fix_text, replace_number, truncate_tokens
-from rerankers.base import RerankerOptions
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,8 @@ KNOWN_MODEL_MODES = {
     "lwhlwh/reasonrank-8B": QWEN3,
 }
 DEFAULT_REASONING_BUDGET = 3072  # the authors' reasoning_maxlen; max_tokens = budget + 100
-# DOC_MAXLEN of the reference code: 512 tokens for BRIGHT/R2MED, 100 for TREC DL and BEIR sets.
+# DOC_MAXLEN of the reference code: 512 tokens for BRIGHT/R2MED; datasets declare theirs (passage_tokens).
 DEFAULT_PASSAGE_TOKENS = 512
-BEIR_PASSAGE_TOKENS = 100
 _PROCESSED_CACHE_SIZE = 50_000  # processed passages kept (a few BRIGHT tasks' candidates; each ≤ 512 tokens)
 
 SYSTEM_PROMPT = (
@@ -188,7 +187,7 @@ def parse_answer(response: str, window_len: int) -> ParseOutcome:
     return ParseOutcome(order, source == "answer_regex", source, duplicates, out_of_range, missing)
 
 
-# -- reranker --------------------------------------------------------------------------------------------------
+# -- reranker ----------------------------------------------------------------------------------------------------
 
 def resolve_prompt_mode(model: str, explicit: str | None) -> tuple[str, str]:
     """(mode, why): the explicit option, else the known-model table, else the default."""
@@ -199,29 +198,58 @@ def resolve_prompt_mode(model: str, explicit: str | None) -> tuple[str, str]:
     return REASONING, "default (model id not in the known-model table)"
 
 
-def default_passage_length(task_name: str) -> int:
-    return BEIR_PASSAGE_TOKENS if task_name.split("/", 1)[0] == "beir" else DEFAULT_PASSAGE_TOKENS
+def _sampling_settings(params: SamplingParams) -> dict[str, Any]:
+    """The decoding settings a claim can name (max_tokens, temperature) plus every sampling field."""
+    return {"max_tokens": params.max_tokens, "temperature": params.temperature, "sampling": params.as_dict()}
+
+
+OPTIONS = listwise_options("reranker reasonrank", [
+    Option("passage_length", int, None, "passage truncation in the model's tokens (default: the dataset's "
+           "declared passage_tokens, else 512)", minimum=1, source="ReasonRank DOC_MAXLEN"),
+    Option("reasoning_budget", int, DEFAULT_REASONING_BUDGET, "reasoning tokens; max_tokens = budget + 100",
+           minimum=1, source="run_rank_llm.sh reasoning_maxlen 3072"),
+    Option("max_tokens", int, None, "new-token limit (default: reasoning_budget + 100)", minimum=1),
+    Option("prompt_mode", str, None, "prompt template (default: by known model id, else rank_GPT_reasoning)",
+           choices=PROMPT_MODES),
+    Option("temperature", float, None, "sampling temperature (default: 0 = greedy; 0.6 for rank_GPT_qwen3)",
+           minimum=0.0),
+    Option("seed", int, None, "sampling seed (sampled decoding only)", minimum=0),
+])
 
 
 class ReasonRankReranker(ListwiseLLMReranker):
     name = "reasonrank"
     default_model = DEFAULT_MODEL
+    options = OPTIONS
 
-    def __init__(self, options: RerankerOptions | None = None, *, backend=None, tokenizer=None):
-        super().__init__(options, backend=backend, tokenizer=tokenizer)
-        self.prompt_mode, self.prompt_mode_source = resolve_prompt_mode(self.model, self.options.get("prompt_mode"))
-        self.reasoning_budget = positive_option(self.options.reasoning_budget, DEFAULT_REASONING_BUDGET,
-                                                "--reasoning-budget")
-        self.passage_length = self.options.passage_length  # None: chosen per task (default_passage_length)
-        if self.passage_length is not None:
-            self.passage_length = positive_option(self.passage_length, DEFAULT_PASSAGE_TOKENS, "--passage-length")
+    def __init__(self, settings=None, execution=None, *, backend=None, tokenizer=None):
+        super().__init__(settings, execution, backend=backend, tokenizer=tokenizer)
+        self.prompt_mode, self.prompt_mode_source = resolve_prompt_mode(self.model, self.values["prompt_mode"])
+        self.reasoning_budget = int(self.values["reasoning_budget"])
         self._processed: dict[tuple[bytes, int], str] = {}  # (digest of the raw text, max_length) -> processed
 
-    def passage_length_for(self, task_name: str) -> int:
-        return self.passage_length or default_passage_length(task_name)
+    def passage_length_for(self, protocol: Mapping[str, Any]) -> int:
+        return int(self.values["passage_length"] or protocol.get("passage_tokens") or DEFAULT_PASSAGE_TOKENS)
 
-    def window_prompt(self, query: str, passages: Sequence[str], task_name: str) -> str:
-        max_length = self.passage_length_for(task_name)
+    def resolve(self, protocol: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "window_size": self.window_size,
+            "step": self.step,
+            "passage_length": self.passage_length_for(protocol),
+            "passage_truncation": "tokens (model tokenizer)",
+            "reasoning_budget": self.reasoning_budget,
+            "prompt_mode": self.prompt_mode,
+            "prompt_mode_source": self.prompt_mode_source,
+            **_sampling_settings(self.sampling_params(self.window_size, {})),
+            "scores": "positional (first-stage score sequence kept, docids move)",
+            **({"tokenizer": self.values["tokenizer"]} if self.values.get("tokenizer") else {}),
+        }
+
+    def prompt_template_hash(self) -> str:
+        return template_hash(self.prompt_mode)
+
+    def window_prompt(self, query: str, passages: Sequence[str], settings: Mapping[str, Any]) -> str:
+        max_length = int(settings.get("passage_length") or DEFAULT_PASSAGE_TOKENS)
         processed = [self._process_passage(text, max_length) for text in passages]
         return render_prompt(self.tokenizer, query, processed, self.prompt_mode)
 
@@ -236,30 +264,17 @@ class ReasonRankReranker(ListwiseLLMReranker):
             processed = self._processed[key] = process_passage(self.tokenizer, text, max_length)
         return processed
 
-    def sampling_params(self, window_len: int) -> SamplingParams:
-        max_tokens = self.reasoning_budget + 100
+    def sampling_params(self, window_len: int, settings: Mapping[str, Any]) -> SamplingParams:
+        max_tokens = int(self.values["max_tokens"] or self.reasoning_budget + 100)
+        temperature = self.values["temperature"]
+        seed = self.values["seed"]
         if self.prompt_mode == QWEN3:
-            return SamplingParams(temperature=0.6, top_p=0.95, top_k=20, min_p=0.0, max_tokens=max_tokens)
+            return SamplingParams(temperature=0.6 if temperature is None else temperature, top_p=0.95, top_k=20,
+                                  min_p=0.0, max_tokens=max_tokens, seed=seed)
+        if temperature:
+            return SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         return SamplingParams(temperature=0.0, max_tokens=max_tokens)
 
     def read_answer(self, generation: Generation, window_len: int):
         outcome = parse_answer(generation.text, window_len)
-        return outcome.order, outcome.parsed, outcome.fallback
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "model": self.model,
-            **self._backend_description(),
-            "prompt_mode": self.prompt_mode,
-            "prompt_mode_source": self.prompt_mode_source,
-            "window_size": self.window_size,
-            "step": self.step,
-            "passage_length": self.passage_length or "512 tokens (100 for beir/* tasks)",
-            "passage_truncation": "tokens (model tokenizer)",
-            "reasoning_budget": self.reasoning_budget,
-            "sampling": self.sampling_params(self.window_size).as_dict(),
-            "scores": "positional (first-stage score sequence kept, docids move)",
-            "scheduling": "per-query pipelining (each query's windows sequential; equals lock-step order)",
-            "prompt_template_hash": template_hash(self.prompt_mode),
-        }
+        return outcome.order, outcome.parsed and outcome.fallback is None, outcome.fallback

@@ -1,30 +1,67 @@
-"""Task interface: queries, judgments and a corpus.
+"""Task interface: queries, judgments, a corpus, and the declaration of the benchmark the task belongs to.
 
-A task family is one file in ``tasks/`` plus one registry line in ``tasks/__init__.py``. Its registry entry is
-a resolver ``f(subset: str | None) -> list[Task]`` (``subset`` is the part after ``/`` in ``bright/biology``;
-None means every subset).
+A task family is one file in ``tasks/`` with a ``FAMILY = TaskFamily(info, resolve)`` and one registry line in
+``tasks/__init__.py``. ``info`` is the family's ``harness.benchmark.BenchmarkInfo`` (subsets, display names, default
+first stage, average, protocol hints); ``resolve(subset)`` returns the tasks (``subset`` is the part after ``/`` in
+``bright/biology``; None means every official subset). Unknown subsets are errors, never a silent default.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from harness.benchmark import GENERIC, BenchmarkInfo, SubsetInfo
 from harness.errors import HarnessError
 from harness.types import Qrels
 
 ORIGINAL = "original"
 
 
+@dataclass(frozen=True)
+class TaskFamily:
+    info: BenchmarkInfo
+    resolve: Callable[[str | None], list["Task"]]
+    canonical: Callable[[str], str] | None = None  # accepted spellings → subset key (raises for unknown names)
+
+    def subset(self, name: str) -> SubsetInfo:
+        """The declared subset ``name`` (any accepted spelling); HarnessError with did-you-mean otherwise."""
+        found = self.info.subset(self.canonical(name) if self.canonical else name)
+        if found is None:
+            raise unknown_subset(self.info, name)
+        return found
+
+
+def unknown_subset(info: BenchmarkInfo, name: str) -> HarnessError:
+    choices = [s.name for s in info.subsets + info.variants]
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(f'{info.name}/{c}') for c in close)}?" if close else ""
+    listing = ", ".join(s.name for s in info.subsets)
+    variants = f"; variants: {', '.join(s.name for s in info.variants)}" if info.variants else ""
+    return HarnessError(f"Unknown {info.title} subset {name!r}.{hint} Subsets: {listing}{variants}.")
+
+
 class Task(ABC):
-    benchmark: str = ""  # "bright", "r2med", "beir", "tiny"
+    benchmark: str = ""  # declared benchmark name: "bright", "r2med", "beir", "tiny"
     subset: str = ""  # "biology", "Biology", or the directory name for BEIR dirs
+    benchmark_info: BenchmarkInfo | None = None
+    subset_info: SubsetInfo = GENERIC
+    source: str = "registry"  # or "directory"
+    protocol_of: str | None = None  # `--as NAME/SUBSET`
 
     @property
     def name(self) -> str:
         return f"{self.benchmark}/{self.subset}"
+
+    @property
+    def protocol(self) -> Mapping[str, Any]:
+        """The declared protocol hints of this subset (empty for a plain local directory)."""
+        return self.subset_info.protocol
 
     # -- what subclasses provide -------------------------------------------------------------
     @abstractmethod
@@ -41,21 +78,35 @@ class Task(ABC):
 
     @property
     def revision(self) -> str:
-        """Dataset version identifier recorded with every result."""
+        """Dataset version identifier recorded with every result (of the data actually read)."""
         return "unversioned"
 
     @property
+    def pinned_revision(self) -> str:
+        """The version the experiment identity names: the pinned one for hub data, else ``revision``."""
+        return self.revision
+
+    @property
     def default_first_stage(self) -> str:
-        return "bm25"
+        info = self.benchmark_info
+        return (info.default_first_stage if info and info.default_first_stage else None) or "bm25"
 
     def published_run_key(self) -> str:
         """Key of this task in the published first-stage runs (e.g. ``biology``, ``r2med_Biology``)."""
-        return self.subset
+        return self.subset_info.published_run_key or self.subset
 
     # -- derived, cached ----------------------------------------------------------------------
     @cached_property
+    def quirks(self) -> Counter:
+        """Tolerated oddities of the task files (duplicate ids, conflicting judgments, truncated grades), counted."""
+        return Counter()
+
+    @cached_property
     def _queries(self) -> dict[str, dict[str, str]]:
-        return self._load_queries()
+        queries = self._load_queries()
+        if not queries:
+            raise HarnessError(f"Task {self.name} has no queries; nothing can be evaluated. Check its query file.")
+        return queries
 
     @cached_property
     def qrels_all(self) -> Qrels:
@@ -65,7 +116,17 @@ class Task(ABC):
         known = self._queries
         kept = {q: docs for q, docs in loaded.items() if q in known}
         self._qrels_unknown_queries = len(loaded) - len(kept)
+        self._qrels_loaded_any = bool(loaded)
         return kept
+
+    def require_judgments(self) -> None:
+        """Evaluation needs at least one judgment of grade ≥ 0; without one every metric would silently be 0."""
+        kept = self.qrels_all
+        if not any(grade >= 0 for docs in kept.values() for grade in docs.values()):
+            detail = "has no judgments" if not self._qrels_loaded_any else (
+                "judges none of its queries" if not kept else "has only negative (excluded) judgments")
+            raise HarnessError(f"Task {self.name} {detail}; its metrics would all be 0. Check its qrels "
+                               "(query ids must match the queries file; relevant documents need a grade ≥ 0).")
 
     @property
     def qrels_unknown_queries(self) -> int:
@@ -124,12 +185,21 @@ class Task(ABC):
             h.update(b"\x01")
         return h.hexdigest()
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "benchmark": self.benchmark,
-            "subset": self.subset,
-            "revision": self.revision,
-            "queries": len(self._queries),
-            "judged_queries": len(self.qrels),
-        }
+    def details(self) -> dict[str, Any]:
+        """Family-specific facts for the record (ir_datasets id, HF dataset, …)."""
+        return {}
+
+
+class InMemoryDocs:
+    """A docid → text store built from ``iter_docs`` on first lookup (first occurrence of a docid wins)."""
+
+    @cached_property
+    def _doc_texts(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for docid, text in self.iter_docs():  # type: ignore[attr-defined]
+            out.setdefault(docid, text)
+        return out
+
+    def docs(self, ids: Iterable[str]) -> dict[str, str]:
+        store = self._doc_texts
+        return {d: store[d] for d in ids if d in store}

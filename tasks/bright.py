@@ -21,7 +21,6 @@ column used per field).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -29,15 +28,77 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
+from harness.benchmark import BenchmarkInfo, SubsetInfo
 from harness.errors import DataNotAvailableError, HarnessError
 from harness.types import Qrels
-from tasks.base import ORIGINAL, Task
+from tasks.base import ORIGINAL, Task, TaskFamily, unknown_subset
 
 SUBSETS = (
     "biology", "earth_science", "economics", "psychology", "robotics", "stackoverflow", "sustainable_living",
     "leetcode", "pony", "aops", "theoremqa_questions", "theoremqa_theorems",
 )
 LONG_SUBSETS = tuple(f"{s}-long" for s in SUBSETS[:7] + ("pony",))
+
+# Rank1's dataset prompts (orionw/rank1 prompts.py, `BrightRetrieval_<subtask>`, falling back to `BrightRetrieval`).
+_RANK1_GENERIC = (
+    "Can you find background information about the concepts used to answer the question:\n\nFILL_QUERY_HERE\n\n"
+    "A passage is relevant if it contains background information about a **sub-concept** that someone might "
+    "cite/link to when answering the above question."
+)
+_RANK1_THEOREMQA = "Find a passage which uses the same mathematical process as this one: FILL_QUERY_HERE"
+RANK1_PROMPTS = {
+    **{s: _RANK1_GENERIC for s in SUBSETS[:7]},
+    "leetcode": "I am looking to find different problems that share similar data structures (of any kind) or "
+                "algorithms (e.g. DFS, DP, sorting, traversals, etc.). I am looking for problems that share one or "
+                "both of these similarities to this:\n    \nFILL_QUERY_HERE\n\nDoes this passage share any "
+                "similarities? e.g. if there was a textbook on leetcode problems, this would be in the same book "
+                "even though it could be in a different chapter. \n\n\n",
+    "pony": "I will use the programming language pony. Problem: FILL_QUERY_HERE\n\nBut to solve the problem above, I "
+            "need to know things about pony. A passage is relevant if it contains docs that match **any** part "
+            "(even basic parts) of the code I will have to write for the above program.",
+    "aops": "Find different but similar math problems to FILL_QUERY_HERE\n\nA document is relevant if it uses the "
+            "same class of functions and shares **any** overlapping techniques.",
+    "theoremqa_questions": _RANK1_THEOREMQA,
+    "theoremqa_theorems": _RANK1_THEOREMQA,
+}
+_TITLES = {
+    "biology": ("Biology", "Bio."), "earth_science": ("Earth Science", "Earth"), "economics": ("Economics", "Econ."),
+    "psychology": ("Psychology", "Psy."), "robotics": ("Robotics", "Rob."), "stackoverflow": ("StackOverflow",
+    "Stack."), "sustainable_living": ("Sustainable Living", "Sus."), "leetcode": ("LeetCode", "Leet."),
+    "pony": ("Pony", "Pony"), "aops": ("AoPS", "AoPS"), "theoremqa_questions": ("TheoremQA-Q", "TheoQ."),
+    "theoremqa_theorems": ("TheoremQA-T", "TheoT."),
+}
+_QUERIES = {"biology": 103, "earth_science": 116, "economics": 103, "psychology": 101, "robotics": 101,
+            "stackoverflow": 117, "sustainable_living": 108, "leetcode": 142, "pony": 112, "aops": 111,
+            "theoremqa_questions": 194, "theoremqa_theorems": 76}
+_DOMAINS = {**{s: "StackExchange" for s in SUBSETS[:7]}, "leetcode": "coding", "pony": "coding",
+            "aops": "theorem-based", "theoremqa_questions": "theorem-based", "theoremqa_theorems": "theorem-based"}
+
+
+def _subset_info(name: str) -> SubsetInfo:
+    base = name.removesuffix("-long")
+    title, short = _TITLES[base]
+    long = name != base
+    return SubsetInfo(
+        name=name, title=title + (" (long)" if long else ""), short=short + ("L" if long else ""),
+        queries=_QUERIES[base],
+        # ReasonRank DOC_MAXLEN: 512 for every BRIGHT task (8421BCD/ReasonRank index_and_topics.py)
+        protocol={"passage_tokens": 512, "rank1_prompt": RANK1_PROMPTS[base], "domain": _DOMAINS[base]},
+        published_run_key=name,  # the published runs are for the short-document subsets only
+    )
+
+
+INFO = BenchmarkInfo(
+    name="bright",
+    title="BRIGHT",
+    description="BRIGHT, 12 reasoning-intensive subsets (ir_datasets)",
+    subsets=tuple(_subset_info(s) for s in SUBSETS),
+    variants=tuple(_subset_info(s) for s in LONG_SUBSETS),
+    default_first_stage="reasonir-published",
+    average="mean",
+    board_order=0,
+    source="Su et al., BRIGHT (arXiv 2407.12883); xlangai/BRIGHT",
+)
 
 # HF config of the reasoning-expanded queries -> query field name (ir_datasets' BrightQuery attribute names)
 REASONING_CONFIGS = {
@@ -66,14 +127,7 @@ def canonical_subset(name: str) -> str:
         candidate = name.replace("-", "_")
     if candidate in SUBSETS or candidate in LONG_SUBSETS:
         return candidate
-    choices = list(SUBSETS) + list(LONG_SUBSETS)
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5) or \
-        difflib.get_close_matches(candidate, choices, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr('bright/' + c) for c in close)}?" if close else ""
-    raise HarnessError(
-        f"Unknown BRIGHT subset {name!r}.{hint} Subsets: {', '.join(SUBSETS)}; "
-        f"long-document variants: {', '.join(LONG_SUBSETS)}."
-    )
+    raise unknown_subset(INFO, candidate)
 
 
 def _irds_name(subset: str) -> str:
@@ -109,17 +163,12 @@ class BrightTask(Task):
 
     def __init__(self, subset: str):
         self.subset = canonical_subset(subset)
+        self.benchmark_info = INFO
+        self.subset_info = INFO.subset(self.subset)
         self.long = self.subset.endswith("-long")
         self.base_subset = self.subset[:-5] if self.long else self.subset
         self.irds_id = f"bright/{_irds_name(self.subset)}"
         self.query_field_columns: dict[str, str] = {}
-
-    @property
-    def default_first_stage(self) -> str:
-        return "reasonir-published"
-
-    def published_run_key(self) -> str:
-        return self.subset
 
     # -- ir_datasets plumbing -------------------------------------------------------------------
     @cached_property
@@ -243,6 +292,14 @@ class BrightTask(Task):
         found = self._guarded("docs", lambda: store.get_many(wanted))
         return {docid: found[docid].text for docid in wanted if docid in found}
 
+    @property
+    def pinned_revision(self) -> str:
+        """The ir_datasets version and the md5 pins of its download table (no file hashing)."""
+        import ir_datasets
+
+        pins = ";".join(f"{role}-md5={self._downloads[role].get('expected_md5', '')}" for role in ("docs", "queries"))
+        return f"ir_datasets-{ir_datasets.__version__};{pins}"
+
     @cached_property
     def revision(self) -> str:
         """``ir_datasets-<version>;docs-md5=…;queries-md5=…`` (md5 of the cached files when present)."""
@@ -256,8 +313,8 @@ class BrightTask(Task):
             parts.append(f"{role}-md5={actual}" + ("" if actual == expected else "(differs-from-ir_datasets-pin)"))
         return ";".join(parts)
 
-    def describe(self) -> dict[str, Any]:
-        info = super().describe()
-        info["ir_datasets_id"] = self.irds_id
-        info["query_field_columns"] = dict(self.query_field_columns)
-        return info
+    def details(self) -> dict[str, Any]:
+        return {"ir_datasets_id": self.irds_id, "query_field_columns": dict(self.query_field_columns)}
+
+
+FAMILY = TaskFamily(INFO, resolve, canonical=canonical_subset)

@@ -9,16 +9,17 @@ excluded documents. The benchmark-wide number is the unweighted mean of the 8 su
 
 from __future__ import annotations
 
-import difflib
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
+from harness.benchmark import BenchmarkInfo, SubsetInfo
 from harness.errors import DataNotAvailableError, HarnessError
 from harness.jsonl import read_jsonl
 from harness.types import Qrels
-from tasks.base import ORIGINAL, Task
+from tasks.base import ORIGINAL, InMemoryDocs, Task, TaskFamily, unknown_subset
+from tasks.beir import add_judgment, parse_grade
 
 SUBSETS = (
     "Biology", "Bioinformatics", "Medical-Sciences", "MedXpertQA-Exam", "MedQA-Diag", "PMC-Treatment",
@@ -38,6 +39,24 @@ REVISIONS = {
 # Exact names at the repo root (the card's corpus/query/qrels configs). A pattern like "*query*" would also pull the
 # generated-document configs (hyde/<llm>/query_with_hydoc.jsonl, query2doc/..., lamer/..., search-r1/...).
 FILES = ("corpus.jsonl", "query.jsonl", "qrels.jsonl")
+_QUERIES = {"Biology": 103, "Bioinformatics": 77, "Medical-Sciences": 88, "MedXpertQA-Exam": 97, "MedQA-Diag": 118,
+            "PMC-Treatment": 150, "PMC-Clinical": 114, "IIYi-Clinical": 129}
+_SHORT = {"Biology": "Bio.", "Bioinformatics": "Bioinf.", "Medical-Sciences": "MedSci", "MedXpertQA-Exam": "MedXp.",
+          "MedQA-Diag": "MedQA", "PMC-Treatment": "PMC-T", "PMC-Clinical": "PMC-C", "IIYi-Clinical": "IIYi"}
+
+INFO = BenchmarkInfo(
+    name="r2med",
+    title="R2MED",
+    description="R2MED, 8 medical reasoning subsets (Hugging Face)",
+    # ReasonRank DOC_MAXLEN: 512 for every r2med_* task (8421BCD/ReasonRank index_and_topics.py)
+    subsets=tuple(SubsetInfo(s, title=s, short=_SHORT[s], queries=_QUERIES[s],
+                             protocol={"passage_tokens": 512, "domain": "medical"}, published_run_key=f"r2med_{s}")
+                  for s in SUBSETS),
+    default_first_stage="e5-mistral-published",
+    average="mean",
+    board_order=1,
+    source="Li et al., R2MED (arXiv 2505.14558); huggingface.co/R2MED",
+)
 
 
 def resolve(subset: str | None) -> list["R2medTask"]:
@@ -46,14 +65,13 @@ def resolve(subset: str | None) -> list["R2medTask"]:
     return [R2medTask(canonical_subset(subset))]
 
 
+
 def canonical_subset(name: str) -> str:
     """Case-insensitive match (``r2med/biology`` → ``Biology``); unknown → HarnessError with did-you-mean."""
     by_lower = {s.lower(): s for s in SUBSETS}
     if name.lower() in by_lower:
         return by_lower[name.lower()]
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr('r2med/' + by_lower[c]) for c in close)}?" if close else ""
-    raise HarnessError(f"Unknown R2MED subset {name!r}.{hint} Subsets: {', '.join(SUBSETS)}.")
+    raise unknown_subset(INFO, name)
 
 
 def hub_cache_dir() -> str | None:
@@ -70,20 +88,15 @@ def _read_jsonl(path: Path) -> Iterator[dict]:
     return (obj for _, obj in read_jsonl(path, fix=fix))
 
 
-class R2medTask(Task):
+class R2medTask(InMemoryDocs, Task):
     benchmark = "r2med"
+    benchmark_info = INFO
 
     def __init__(self, subset: str, revision: str | None = None):
         self.subset = canonical_subset(subset)
+        self.subset_info = INFO.subset(self.subset)
         self.repo_id = f"R2MED/{self.subset}"
         self.commit = revision or REVISIONS[self.subset]
-
-    @property
-    def default_first_stage(self) -> str:
-        return "e5-mistral-published"
-
-    def published_run_key(self) -> str:
-        return f"r2med_{self.subset}"
 
     @property
     def revision(self) -> str:
@@ -132,28 +145,19 @@ class R2medTask(Task):
         path = self.snapshot_dir / "qrels.jsonl"
         for row in _read_jsonl(path):
             try:
-                grade = int(float(row["score"]))
-                qrels.setdefault(str(row["q_id"]), {})[str(row["p_id"])] = grade
-            except (KeyError, TypeError, ValueError) as exc:
+                qid, docid = str(row["q_id"]), str(row["p_id"])
+                grade = parse_grade(str(row["score"]), f"{path}: qrels row {row!r}", self.quirks)
+            except (KeyError, TypeError) as exc:
                 raise HarnessError(f"{path}: qrels row {row!r} lacks q_id/p_id/an integer score.") from exc
+            add_judgment(qrels, qid, docid, grade, self.quirks)
         return qrels
 
     def iter_docs(self) -> Iterator[tuple[str, str]]:
         for row in _read_jsonl(self.snapshot_dir / "corpus.jsonl"):
             yield str(row["id"]), str(row.get("text") or "")
 
-    @cached_property
-    def _doc_texts(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for docid, text in self.iter_docs():
-            out.setdefault(docid, text)
-        return out
+    def details(self) -> dict[str, Any]:
+        return {"hf_dataset": self.repo_id}
 
-    def docs(self, ids: Iterable[str]) -> dict[str, str]:
-        store = self._doc_texts
-        return {d: store[d] for d in ids if d in store}
 
-    def describe(self) -> dict[str, Any]:
-        info = super().describe()
-        info["hf_dataset"] = self.repo_id
-        return info
+FAMILY = TaskFamily(INFO, resolve, canonical=canonical_subset)

@@ -94,6 +94,16 @@ class ScriptedServer:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Until no request is being handled (a killed client's request may still be in a handler thread)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._active == 0:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError("the scripted server stayed busy")
+
     def __enter__(self) -> "ScriptedServer":
         self._thread.start()
         return self

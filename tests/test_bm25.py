@@ -213,7 +213,7 @@ def test_cli_run_and_retrieve_on_tiny(tmp_path):
     assert _cli("run", "--task", "tiny", "--first-stage", "bm25", "--reranker", "none",
                 "--results-dir", str(tmp_path / "res"), "-q") == 0
     [(_, record)] = list(iter_records(tmp_path / "res"))
-    assert record["first_stage"]["spec"] == "bm25" and record["metrics"]["nDCG@10"] > 0.5
+    assert record.first_stage.spec == "bm25" and record.metrics["nDCG@10"] > 0.5
     assert _cli("retrieve", "--task", "tiny", "--first-stage", "bm25-lucene", "--top-k", "5",
                 "--output", str(tmp_path / "run.trec")) == 0
     run, _ = read_run(tmp_path / "run.trec")

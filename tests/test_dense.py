@@ -50,7 +50,7 @@ def test_dense_run_end_to_end_offline(minilm, beir_dir, tmp_path):
         code = exc.code
     assert code in (0, None)
     [(directory, record)] = list(iter_records(tmp_path / "res"))
-    assert record["metrics"]["nDCG@10"] == pytest.approx(1.0)  # MiniLM gets both right
+    assert record.metrics["nDCG@10"] == pytest.approx(1.0)  # MiniLM gets both right
     run = (directory / "run.trec").read_text()
     q1 = [line.split()[2] for line in run.splitlines() if line.startswith("q1 ")]
     assert "cat-dup" not in q1 and len(q1) == 3  # excluded for q1 (negative qrel), removed before the top-3 cut

@@ -17,7 +17,7 @@ from harness.llm import GenerationRequest, SamplingParams
 def backend(tiny_model_dir):
     from harness.backends.hf import create
 
-    b = create(str(tiny_model_dir), None)
+    b = create(str(tiny_model_dir), None, None, {})
     yield b
     b.close()
 
@@ -52,7 +52,7 @@ def test_checkpoint_generation_config_does_not_leak(tiny_model_dir, tmp_path, ba
     config.update({"do_sample": True, "temperature": 5.0, "top_k": 3, "repetition_penalty": 9.0,
                    "no_repeat_ngram_size": 1, "max_new_tokens": 2})
     (leaky / "generation_config.json").write_text(json.dumps(config))
-    other = create(str(leaky), None)
+    other = create(str(leaky), None, None, {})
     try:
         assert run(other, prompt, max_tokens=15).text == run(backend, prompt, max_tokens=15).text
     finally:
@@ -109,10 +109,10 @@ def test_rank1_through_the_hf_backend_scores_from_real_logits(tiny_model_dir, ba
     import torch
 
     from harness.types import Candidate, RerankRequest
-    from rerankers import RerankContext, RerankerOptions
+    from rerankers import RerankContext
     from rerankers.rank1 import Rank1Reranker, fix_prompt
 
-    reranker = Rank1Reranker(RerankerOptions(model=str(tiny_model_dir), reasoning_budget=4), backend=backend)
+    reranker = Rank1Reranker({"model": str(tiny_model_dir), "max_tokens": 4}, backend=backend)
     request = RerankRequest("q", "Why do moths fly to lamps?",
                             (Candidate("a", "Moths navigate by the moon.", 1.0), Candidate("b", "Bananas.", 0.5)))
     [result] = reranker.rerank([request], RerankContext("tiny/tiny"))
@@ -122,7 +122,7 @@ def test_rank1_through_the_hf_backend_scores_from_real_logits(tiny_model_dir, ba
         call = next(c for c in result.calls if c.label == f"doc {docid}")
         assert call.fallback == "fix_pass" and call.output_tokens == 4 + 1
         text = next(c.text for c in request.candidates if c.docid == docid)
-        first_prompt = reranker.pair_prompt(request.query, text, "tiny/tiny")
+        first_prompt = reranker.pair_prompt(request.query, text, {})
         reasoning = backend.generate(GenerationRequest(first_prompt, reranker.sampling_params())).text
         ids = tok(fix_prompt(first_prompt, reasoning), return_tensors="pt").input_ids
         with torch.no_grad():
@@ -134,11 +134,11 @@ def test_rank1_through_the_hf_backend_scores_from_real_logits(tiny_model_dir, ba
 def test_missing_models_are_user_errors(tmp_path):
     from harness.backends.hf import create
     from harness.errors import HarnessError
-    from rerankers._tokenizer import load_tokenizer
+    from harness.models import load_tokenizer
 
     with pytest.raises(HarnessError, match="hf download no-such-org/no-such-model"):
         load_tokenizer("no-such-org/no-such-model")
     with pytest.raises(HarnessError, match="directory does not exist"):
         load_tokenizer(str(tmp_path / "missing"))
     with pytest.raises(HarnessError, match="model \\(hf backend\\)"):
-        create("no-such-org/no-such-model", None)
+        create("no-such-org/no-such-model", None, None, {})

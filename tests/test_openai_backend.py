@@ -12,7 +12,7 @@ from harness.backends.openai import OpenAIBackend
 from harness.errors import HarnessError
 from harness.llm import GenerationRequest, SamplingParams
 from openai_server import ScriptedServer, completion
-from rerankers.base import RerankerOptions
+from harness.spec import ExecutionSpec
 
 
 def _backend(url: str, **kw) -> OpenAIBackend:
@@ -86,14 +86,20 @@ def test_unreachable_server_gives_up_with_url():
     assert backend.retries == 2
 
 
-def test_concurrency_limit():
+def test_concurrency_limit_and_engine_time_shares():
+    from harness.backends.metering import MeteredBackend
+
     with ScriptedServer(lambda body, hit: (200, completion(body["prompt"])), delay=0.15) as server:
-        backend = _backend(server.base_url, concurrency=3)
+        backend = MeteredBackend(_backend(server.base_url, concurrency=3))
         gens = _run(backend, *(GenerationRequest(f"p{i}", SamplingParams()) for i in range(10)))
     assert [g.text for g in gens] == [f"p{i}" for i in range(10)]
     assert server.max_concurrent == 3
-    # engine-busy time counts overlapping calls once: 4 rounds of 0.15 s, well below the 10 × 0.15 s latency sum
-    assert 0.55 < backend.busy.seconds < 0.8 * sum(g.seconds for g in gens)
+    # engine-busy time counts overlapping calls once: 4 rounds of 0.15 s, well below the 10 × 0.15 s latency sum;
+    # the calls' shares add up to exactly that busy time
+    busy = backend.clock.busy_seconds
+    assert 0.55 < busy < 0.8 * sum(g.seconds for g in gens)
+    assert sum(g.engine_seconds for g in gens) == pytest.approx(busy, rel=1e-6)
+    assert all(g.hardware["accelerator"] == "remote" for g in gens)
 
 
 def test_client_survives_several_event_loops():
@@ -106,19 +112,20 @@ def test_client_survives_several_event_loops():
 
 def test_build_backend_openai_with_cache(tmp_path):
     with ScriptedServer(lambda body, hit: (200, completion("ok"))) as server:
-        options = RerankerOptions(backend="openai", base_url=server.base_url, cache_dir=str(tmp_path))
+        options = ExecutionSpec(backend="openai", base_url=server.base_url, cache_dir=str(tmp_path))
         backend = build_backend("org/model", options)
         first, = _run(backend, GenerationRequest("p", SamplingParams()))
         second, = _run(backend, GenerationRequest("p", SamplingParams()))
         backend.close()
     assert not first.cached and second.cached and len(server.bodies) == 1
-    assert backend.busy.seconds > 0  # wrappers expose the wrapped backend's attributes
-    assert backend.describe()["backend"] == "openai"
+    assert second.engine_seconds == first.engine_seconds > 0  # a cache hit keeps the original engine time
+    assert backend.retries == 0  # wrappers expose the wrapped backend's attributes
+    assert backend.hardware()["accelerator"] == "remote"
 
 
 def test_missing_base_url():
     with pytest.raises(HarnessError, match="--base-url"):
-        build_backend("org/model", RerankerOptions(backend="openai", cache=False))
+        build_backend("org/model", ExecutionSpec(backend="openai", cache=False))
 
 
 def test_strict_hosted_api_mode_sends_only_standard_fields_and_refuses_what_needs_extensions():
@@ -135,5 +142,5 @@ def test_strict_hosted_api_mode_sends_only_standard_fields_and_refuses_what_need
              GenerationRequest("p", rank1_like, label="query 1, doc d1"))
     from harness.backends.openai import create
 
-    options = RerankerOptions(base_url="http://127.0.0.1:9/v1", extra=(("server_extensions", False),))
-    assert create("org/model", options, None).server_extensions is False
+    options = ExecutionSpec(base_url="http://127.0.0.1:9/v1")
+    assert create("org/model", None, options, {"server_extensions": False}).server_extensions is False

@@ -22,7 +22,7 @@ RR_SYSTEM = (
 
 @pytest.fixture(scope="module")
 def tok(tiny_model_dir):
-    from rerankers._tokenizer import load_tokenizer
+    from harness.models import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -191,8 +191,12 @@ def test_rank1_prompt_without_task_prompt():
     ("tiny/tiny", "Q"),
 ])
 def test_rank1_task_prompts(task, expected_query):
+    """The dataset prompt comes from the task's declared protocol (never from its name)."""
+    from tasks import resolve_tasks
+
+    protocol = resolve_tasks(task)[0].protocol
     reranker = rank1.Rank1Reranker(backend=object(), tokenizer=object())
-    assert reranker.pair_prompt("Q", "P", task) == (
+    assert reranker.pair_prompt("Q", "P", protocol) == (
         "Determine if the following passage is relevant to the query. Answer only with 'true' or 'false'.\n"
         f"Query: {expected_query}\nPassage: P\n<think>")
 

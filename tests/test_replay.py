@@ -12,7 +12,8 @@ from harness.backends.replay import ReplayBackend
 from harness.errors import HarnessError
 from harness.llm import Backend, Generation, GenerationRequest, SamplingParams
 from harness.traces import FULL_LOGPROB_POSITIONS, TracesWriter, load_traces
-from rerankers.base import RerankerOptions
+from harness.llm import find_wrapper
+from harness.spec import ExecutionSpec
 
 
 class ScriptBackend(Backend):
@@ -51,7 +52,7 @@ def test_traces_round_trip(tmp_path):
     record = json.loads(lines[0])
     assert {"prompt", "response", "params", "input_tokens", "output_tokens", "seconds", "finish_reason",
             "logprobs", "label", "model", "cached"} <= set(record)
-    replay = ReplayBackend("m", str(path))
+    replay = ReplayBackend("m", str(path), revision="r")
     replayed = _gather(replay, [_req(p, logprobs=20) for p in prompts])
     for original, again in zip(originals, replayed):
         assert again.text == original.text and again.logprobs == original.logprobs
@@ -85,7 +86,7 @@ def test_interrupted_last_line_is_ignored_but_bad_middle_line_is_an_error(tmp_pa
     good = json.dumps({"prompt": "p", "response": "r"})
     path.write_text(good + "\n" + '{"prompt": "q", "resp', encoding="utf-8")
     with pytest.warns(UserWarning, match="incomplete last line"):
-        assert list(load_traces(path)) == ["p"]
+        assert list(load_traces(path)[0]) == ["p"]
     path.write_text('{"prompt": "q", "resp\n' + good + "\n", encoding="utf-8")
     with pytest.raises(HarnessError, match="line 1"):
         load_traces(path)
@@ -96,13 +97,17 @@ def test_interrupted_last_line_is_ignored_but_bad_middle_line_is_an_error(tmp_pa
 def test_build_backend_replay_is_not_cached_and_guards_its_file(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps({"prompt": "p", "response": "r", "output_tokens": 4}) + "\n", encoding="utf-8")
-    backend = build_backend("m", RerankerOptions(backend=f"replay:{path}", cache_dir=str(tmp_path / "cache")))
-    assert isinstance(backend, ReplayBackend)
+    backend = build_backend("m", ExecutionSpec(backend=f"replay:{path}", cache_dir=str(tmp_path / "cache")))
+    assert find_wrapper(backend, ReplayBackend) is not None
+    from harness.cache import CachedBackend
+
+    assert find_wrapper(backend, CachedBackend) is None
     assert _gather(backend, [_req("p")])[0].output_tokens == 4
     assert not (tmp_path / "cache").exists()
+    assert backend.checked is False  # minimal traces: matched on the prompt alone
     with pytest.raises(HarnessError, match="erase"):
-        build_backend("m", RerankerOptions(backend=f"replay:{path}", save_traces=str(path)))
-    traced = build_backend("m", RerankerOptions(backend=f"replay:{path}", save_traces=str(tmp_path / "new.jsonl")))
+        build_backend("m", ExecutionSpec(backend=f"replay:{path}", save_traces=str(path)))
+    traced = build_backend("m", ExecutionSpec(backend=f"replay:{path}", save_traces=str(tmp_path / "new.jsonl")))
     assert isinstance(traced, TracesWriter)
     _gather(traced, [_req("p")])
     traced.close()
@@ -134,3 +139,47 @@ def test_model_revision(tmp_path):
     assert resolve_model_revision(str(moved)) != rev
     assert resolve_model_revision("org/not-cached-anywhere") is None
     assert resolve_model_revision("served-name") is None
+
+
+def test_replay_with_other_sampling_parameters_or_model_is_a_clear_error(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    writer = TracesWriter(ScriptBackend(), path, model_key="m@r")
+    _gather(writer, [_req("p", label="query 1, window 0-20", temperature=0.0, max_tokens=3172)])
+    writer.close()
+    replay = ReplayBackend("m", str(path), revision="r")
+    assert _gather(replay, [_req("p", temperature=0.0, max_tokens=3172)])[0].text == "reply[p]"
+    with pytest.raises(HarnessError, match=r"max_tokens: traces 3172 ≠ this run 100") as caught:
+        _gather(replay, [_req("p", label="query 1, window 0-20", temperature=0.0, max_tokens=100)])
+    assert "query 1, window 0-20" in str(caught.value)
+    with pytest.raises(HarnessError, match=r"temperature: traces 0.0 ≠ this run 0.6"):
+        _gather(replay, [_req("p", temperature=0.6, max_tokens=3172)])
+    with pytest.raises(HarnessError, match=r"model: traces 'm@r' ≠ this run 'other@r'"):
+        _gather(ReplayBackend("other", str(path), revision="r"), [_req("p", temperature=0.0, max_tokens=3172)])
+
+
+def test_traces_of_two_concurrent_writers_never_interleave(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    first = TracesWriter(ScriptBackend(), path, model_key="a")
+    second = TracesWriter(ScriptBackend(), path, model_key="b")
+    _gather(first, [_req(f"a{i}") for i in range(5)])
+    _gather(second, [_req(f"b{i}") for i in range(3)])
+    _gather(first, [_req("a-last")])
+    second.close()
+    first.close()
+    models = {json.loads(line)["model"] for line in path.read_text().splitlines()}
+    assert models == {"a"} and len(path.read_text().splitlines()) == 6  # one whole run, the last to finish
+    assert not list(tmp_path.glob(".traces.jsonl.partial-*"))
+
+
+def test_malformed_traces_are_clear_errors(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "response": "r", "output_tokens": "many"}) + "\n", encoding="utf-8")
+    with pytest.raises(HarnessError, match="line 1: 'output_tokens' must be a non-negative integer"):
+        load_traces(path)
+    path.write_bytes(b'{"prompt": "p", "response": "\xff"}\n')
+    with pytest.raises(HarnessError, match="line 1: not UTF-8"):
+        load_traces(path)
+    path.write_text("\n".join(json.dumps({"prompt": "p", "response": r}) for r in ("a", "b", "a")) + "\n")
+    records, quirks = load_traces(path)
+    assert records["p"]["response"] == "a"
+    assert quirks == {"duplicate_prompts": 2, "conflicting_duplicate_prompts": 1}

@@ -13,7 +13,8 @@ import pytest
 
 from harness.llm import Backend, Generation, GenerationRequest
 from harness.types import Candidate, RerankRequest
-from rerankers import RerankContext, RerankerOptions
+from harness.spec import ExecutionSpec
+from rerankers import RerankContext
 from rerankers._listwise import apply_permutation, window_schedule
 from rerankers.rank1 import Rank1Reranker
 from rerankers.rankzephyr import RankZephyrReranker, build_prompt as zephyr_prompt, num_output_tokens
@@ -66,9 +67,21 @@ def make_request(qid: str, n: int, seed: int) -> RerankRequest:
                                                    for i in range(n)))
 
 
+BIOLOGY = {"passage_tokens": 512, "domain": "StackExchange"}
+
+
+def _aops():
+    from tasks import declared_subset
+
+    return declared_subset("bright/aops")[1].protocol
+
+
+AOPS = _aops()
+
+
 @pytest.fixture(scope="module")
 def tok(tiny_model_dir):
-    from rerankers._tokenizer import load_tokenizer
+    from harness.models import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -100,10 +113,10 @@ def test_apply_permutation_keeps_scores_at_positions():
 
 def test_sliding_window_bubbles_the_best_up_with_positional_scores(tok):
     backend = ScriptedBackend(oracle_answer)
-    reranker = ReasonRankReranker(RerankerOptions(model="any/model"), backend=backend, tokenizer=tok)
+    reranker = ReasonRankReranker({"model": "any/model"}, backend=backend, tokenizer=tok)
     request = make_request("q", 100, seed=1)
     finished = []
-    [result] = reranker.rerank([request], RerankContext("bright/biology", progress=finished.append))
+    [result] = reranker.rerank([request], RerankContext("bright/biology", BIOLOGY, progress=finished.append))
     assert finished == [1]
     assert sorted(d for d, _ in result.ranking) == sorted(c.docid for c in request.candidates)
     assert [s for _, s in result.ranking] == [c.score for c in request.candidates]
@@ -113,7 +126,8 @@ def test_sliding_window_bubbles_the_best_up_with_positional_scores(tok):
     assert [c.label for c in result.calls] == [f"window {s}-{e}" for s, e in window_schedule(100)]
     assert all(c.parsed and c.fallback is None and c.input_tokens == 7 and c.output_tokens == 3
                for c in result.calls)
-    assert result.generation_seconds == pytest.approx(9 * 0.25)
+    assert sum(c.seconds for c in result.calls) == pytest.approx(9 * 0.25)
+    assert result.generation_seconds is None  # an unmetered engine reports no engine time: unknown, never 0
     params = backend.requests[0].params
     assert (params.temperature, params.max_tokens, params.min_tokens, params.stop) == (0.0, 3172, 0, ())
     assert backend.requests[0].label == "query q, window 80-100"
@@ -127,8 +141,9 @@ def _lockstep(requests, respond, reranker):
         for r in requests:
             if k < len(schedules[r.qid]):
                 start, end = schedules[r.qid][k]
-                prompt = reranker.window_prompt(r.query, [c.text for c in lists[r.qid][start:end]], "bright/x")
-                text = respond(GenerationRequest(prompt, reranker.sampling_params(end - start)))
+                settings = reranker.resolve(BIOLOGY)
+                prompt = reranker.window_prompt(r.query, [c.text for c in lists[r.qid][start:end]], settings)
+                text = respond(GenerationRequest(prompt, reranker.sampling_params(end - start, settings)))
                 order, _, _ = reranker.read_answer(Generation(text, 0, 0, 0.0), end - start)
                 apply_permutation(lists[r.qid], (start, end), order)
     return {q: [(c.docid, c.score) for c in cands] for q, cands in lists.items()}
@@ -142,9 +157,9 @@ def test_pipelined_results_equal_lockstep_order(tok):
     rng = random.Random(3)
     requests = [make_request(f"q{i}", n, seed=i) for i, n in enumerate([100, 95, 98, 20, 7, 1, 0, 33])]
     reranker = ReasonRankReranker(
-        RerankerOptions(window_size=10, step=5, concurrency=3),
+        {"window_size": 10, "step": 5}, ExecutionSpec(concurrency=3),
         backend=ScriptedBackend(noisy, delay=lambda r: rng.random() * 0.002), tokenizer=tok)
-    results = reranker.rerank(requests, RerankContext("bright/x"))
+    results = reranker.rerank(requests, RerankContext("bright/x", BIOLOGY))
     assert [r.qid for r in results] == [r.qid for r in requests]
     assert {r.qid: r.ranking for r in results} == _lockstep(requests, noisy, reranker)
     assert reranker.backend.max_in_flight <= 3
@@ -154,8 +169,8 @@ def test_pipelined_results_equal_lockstep_order(tok):
 
 def test_each_query_advances_as_soon_as_its_previous_window_returns(tok):
     backend = ScriptedBackend(oracle_answer, delay=lambda r: 0.2 if r.label.startswith("query slow") else 0.001)
-    reranker = ReasonRankReranker(RerankerOptions(concurrency=8), backend=backend, tokenizer=tok)
-    reranker.rerank([make_request("slow", 40, 1), make_request("fast", 100, 2)], RerankContext("bright/x"))
+    reranker = ReasonRankReranker({}, ExecutionSpec(concurrency=8), backend=backend, tokenizer=tok)
+    reranker.rerank([make_request("slow", 40, 1), make_request("fast", 100, 2)], RerankContext("bright/x", BIOLOGY))
     first_slow_end = backend.events.index(("end", "query slow, window 20-40"))
     fast_ends = [i for i, (kind, label) in enumerate(backend.events) if kind == "end" and "fast" in label]
     assert len(fast_ends) == 9 and max(fast_ends) < first_slow_end
@@ -173,23 +188,30 @@ def test_prompt_mode_resolution_uses_only_the_table_or_the_option():
         resolve_prompt_mode("x", "rank_GPT_nope")
 
 
-def test_qwen3_sampling_and_describe(tok):
-    options = RerankerOptions(model="liuwenhan/reasonrank-8B", reasoning_budget=500, window_size=10, step=5)
+def test_qwen3_sampling_and_resolved_settings(tok):
+    options = {"model": "liuwenhan/reasonrank-8B", "reasoning_budget": 500, "window_size": 10, "step": 5}
     reranker = ReasonRankReranker(options, backend=ScriptedBackend(oracle_answer), tokenizer=tok)
-    p = reranker.sampling_params(10)
+    p = reranker.sampling_params(10, {})
     assert (p.temperature, p.top_p, p.top_k, p.min_p, p.max_tokens) == (0.6, 0.95, 20, 0.0, 600)
-    d = reranker.describe()
+    d = reranker.resolve(BIOLOGY)
     assert d["prompt_mode"] == "rank_GPT_qwen3" and d["prompt_mode_source"] == "known model id"
-    assert (d["window_size"], d["step"], d["reasoning_budget"], d["backend"]) == (10, 5, 500, "scripted")
-    assert d["prompt_template_hash"].startswith("sha256:") and d["model"] == "liuwenhan/reasonrank-8B"
-    assert reranker.passage_length_for("beir/scifact") == 100 and reranker.passage_length_for("bright/aops") == 512
+    assert (d["window_size"], d["step"], d["reasoning_budget"], d["max_tokens"]) == (10, 5, 500, 600)
+    identity = reranker.identity()
+    assert identity["prompt_template_hash"].startswith("sha256:") and identity["model"] == "liuwenhan/reasonrank-8B"
+    # the passage length comes from the dataset's declaration, never from its name
+    assert reranker.resolve({"passage_tokens": 100})["passage_length"] == 100
+    assert reranker.resolve({})["passage_length"] == 512 and d["passage_length"] == 512
 
 
 def test_bad_options_are_user_errors():
     from harness.errors import HarnessError
 
-    with pytest.raises(HarnessError, match="--step"):
-        ReasonRankReranker(RerankerOptions(step=0))
+    with pytest.raises(HarnessError, match="option 'step' must be ≥ 1; got 0"):
+        ReasonRankReranker({"step": 0})
+    with pytest.raises(HarnessError, match="no option 'windw_size'. Did you mean 'window_size'"):
+        ReasonRankReranker({"windw_size": 3})
+    with pytest.raises(HarnessError, match="no option 'window_size'"):
+        Rank1Reranker({"window_size": 3})
 
 
 # -- RankZephyr ---------------------------------------------------------------------------------------------------
@@ -211,14 +233,15 @@ def test_rankzephyr_reranker_decoding_and_parsing(tok):
         return "[2] > [1] > [2] > [①]"
 
     backend = ScriptedBackend(answer)
-    reranker = RankZephyrReranker(RerankerOptions(), backend=backend, tokenizer=tok)
+    reranker = RankZephyrReranker({}, backend=backend, tokenizer=tok)
     request = RerankRequest("q", "query", tuple(Candidate(f"d{i}", f"text {i}", 3.0 - i) for i in range(3)))
-    [result] = reranker.rerank([request], RerankContext("bright/x"))
+    [result] = reranker.rerank([request], RerankContext("bright/x", BIOLOGY))
     assert result.ranking == [("d1", 3.0), ("d0", 2.0), ("d2", 1.0)]
     params = backend.requests[0].params
     assert params.min_tokens == params.max_tokens == num_output_tokens(tok, 3) and params.temperature == 0.0
-    assert result.calls[0].fallback == "permutation_repaired" and result.calls[0].parsed
-    assert reranker.describe()["passage_length"] == 300
+    # a repaired answer (duplicates, missing ids) is a parse failure, not a clean parse
+    assert result.calls[0].fallback == "permutation_repaired" and not result.calls[0].parsed
+    assert reranker.resolve({})["passage_length"] == 300
 
 
 # -- Rank1 --------------------------------------------------------------------------------------------------------
@@ -244,9 +267,9 @@ def test_rank1_scores_fix_pass_and_fallback(tok):
                           logprobs=[{5: -1.0}, {6: -0.5}])
 
     backend = ScriptedBackend(respond)
-    reranker = Rank1Reranker(RerankerOptions(), backend=backend, tokenizer=tok)
+    reranker = Rank1Reranker({}, backend=backend, tokenizer=tok)
     request = RerankRequest("q1", "Why?", tuple(Candidate(d, f"doc {d}", 0.0) for d in "BCA"))
-    [result] = reranker.rerank([request], RerankContext("bright/aops"))
+    [result] = reranker.rerank([request], RerankContext("bright/aops", AOPS))
     assert [d for d, _ in result.ranking] == ["A", "C", "B"]
     scores = dict(result.ranking)
     assert scores["A"] == pytest.approx(0.8) and scores["B"] == pytest.approx(0.3) and scores["C"] == 0.5
@@ -267,25 +290,27 @@ def test_end_to_end_reasonrank_hf_on_tiny(tiny_model_dir, tmp_path):
     from harness.cli import main
     from harness.records import iter_records
 
-    def cli(*args):
-        try:
+    def cli(*args, code=0):
+        with pytest.raises(SystemExit) as exc:
             main(list(args))
-        except SystemExit as exc:
-            assert not exc.code
+        assert exc.value.code == code
 
+    # a random model never writes a parsable answer: the run completes, is flagged degenerate and exits 1
     cli("run", "--task", "tiny", "--reranker", "reasonrank", "--backend", "hf", "--model", str(tiny_model_dir),
-        "--results-dir", str(tmp_path / "rr"), "--reasoning-budget", "32", "-q")
-    [(directory, record)] = [(d, r) for d, r in iter_records(tmp_path / "rr") if r["kind"] == "subset"]
-    assert record["reranker"]["backend"] == "hf" and record["reranker"]["params"]["prompt_mode"] == "rank_GPT_reasoning"
-    assert record["reranker"]["prompt_template_hash"].startswith("sha256:")
-    counts = record["counts"]
-    assert counts["queries"] == 5 and counts["model_calls"] == 5 and counts["parse_failures"] == 5
-    assert sum(counts["fallbacks"].values()) == 5 and set(counts["fallbacks"]) <= {"whole_response", "last_answer_tag"}
-    assert record["cost"]["output_tokens"] > 0 and record["cost"]["input_tokens"] > 0
+        "--results-dir", str(tmp_path / "rr"), "--reasoning-budget", "32", "-q", code=1)
+    [(directory, record)] = [(d, r) for d, r in iter_records(tmp_path / "rr") if r.kind == "subset"]
+    assert record.execution.backend == "hf" and record.reranker.settings["prompt_mode"] == "rank_GPT_reasoning"
+    assert record.reranker.prompt_template_hash.startswith("sha256:")
+    counts = record.counts
+    assert counts.queries == 5 and counts.model_calls == 5 and counts.parse_failures == 5 and counts.windows == 5
+    assert sum(counts.fallbacks.values()) == 5 and set(counts.fallbacks) <= {"whole_response", "last_answer_tag"}
+    assert counts.degenerate  # every window fell back: a random model cannot rank
+    [cost] = record.costs
+    assert cost.output_tokens > 0 and cost.input_tokens > 0 and cost.generation_seconds > 0
     from harness.trec import read_run
 
     cli("run", "--task", "tiny", "--reranker", "none", "--results-dir", str(tmp_path / "none"), "-q")
-    [(none_dir, _)] = [(d, r) for d, r in iter_records(tmp_path / "none") if r["kind"] == "subset"]
+    [(none_dir, _)] = [(d, r) for d, r in iter_records(tmp_path / "none") if r.kind == "subset"]
     first, _ = read_run(none_dir / "run.trec")
     reranked, _ = read_run(directory / "run.trec")
     assert reranked.keys() == first.keys()
@@ -296,24 +321,25 @@ def test_end_to_end_reasonrank_hf_on_tiny(tiny_model_dir, tmp_path):
 
 
 def test_preview_prompt_counts_windows_in_processing_order(tok):
-    reranker = ReasonRankReranker(RerankerOptions(), backend=ScriptedBackend(oracle_answer), tokenizer=tok)
+    reranker = ReasonRankReranker({}, backend=ScriptedBackend(oracle_answer), tokenizer=tok)
     request = make_request("q", 100, seed=4)
-    label, prompt = reranker.preview_prompt(request, 0, "bright/biology")
+    label, prompt = reranker.preview_prompt(request, 0, BIOLOGY)
     assert label == "window 80-100" and f"[1] {request.candidates[80].text}\n" in prompt
-    assert reranker.preview_prompt(request, 8, "bright/biology")[0] == "window 0-20"
-    zephyr = RankZephyrReranker(RerankerOptions(window_size=10, step=5), backend=None, tokenizer=tok)
-    assert zephyr.preview_prompt(request, 1, "bright/biology")[0] == "window 85-95"
+    assert reranker.preview_prompt(request, 8, BIOLOGY)[0] == "window 0-20"
+    zephyr = RankZephyrReranker({"window_size": 10, "step": 5}, backend=None, tokenizer=tok)
+    assert zephyr.preview_prompt(request, 1, BIOLOGY)[0] == "window 85-95"
 
 
-def test_engine_busy_time_is_reported_and_does_not_double_count_overlapping_calls(tok):
+def test_engine_time_shares_do_not_double_count_overlapping_calls(tok):
     """Four queries in flight at once, one 0.2 s window each: the engine was busy ≈0.2 s, not 4 × 0.2 s."""
-    backend = ScriptedBackend(oracle_answer, delay=lambda request: 0.2)
-    reranker = ReasonRankReranker(RerankerOptions(concurrency=8), backend=backend, tokenizer=tok)
-    context = RerankContext("bright/biology")
-    results = reranker.rerank([make_request(f"q{i}", 5, seed=i) for i in range(4)], context)
-    busy = context.info["engine_busy_seconds"]
-    assert 0.19 <= busy < 0.6
-    assert sum(r.generation_seconds for r in results) == pytest.approx(4 * 0.25)  # per-call latencies as reported
+    from harness.backends.metering import MeteredBackend
+
+    backend = MeteredBackend(ScriptedBackend(oracle_answer, delay=lambda request: 0.2))
+    reranker = ReasonRankReranker({}, ExecutionSpec(concurrency=8), backend=backend, tokenizer=tok)
+    results = reranker.rerank([make_request(f"q{i}", 5, seed=i) for i in range(4)], RerankContext("b", BIOLOGY))
+    engine = sum(r.generation_seconds for r in results)
+    assert 0.19 <= engine < 0.6 and engine == pytest.approx(backend.clock.busy_seconds, rel=1e-6)
+    assert sum(c.seconds for r in results for c in r.calls) == pytest.approx(4 * 0.25)  # latencies as reported
 
 
 def test_reference_engine_settings_reach_the_backend_unless_overridden(tok, monkeypatch):
@@ -321,16 +347,18 @@ def test_reference_engine_settings_reach_the_backend_unless_overridden(tok, monk
 
     seen = {}
 
-    def fake_build_backend(model, options):
-        seen[model] = dict(options.extra)
+    def fake_build_backend(model, execution, revision=None, engine_defaults=None):
+        seen[model] = harness.backends.engine_settings("vllm", engine_defaults, dict(execution.backend_args))
+        seen[model + ":hf"] = harness.backends.engine_settings("hf", engine_defaults, {})
         return ScriptedBackend(lambda r: "")
 
     monkeypatch.setattr(harness.backends, "build_backend", fake_build_backend)
-    Rank1Reranker(RerankerOptions(model="m1"), tokenizer=tok).backend
+    Rank1Reranker({"model": "m1"}, tokenizer=tok).backend
     assert seen["m1"] == {"max_model_len": 16000, "dtype": "float16", "trust_remote_code": True}
-    Rank1Reranker(RerankerOptions(model="m2", extra=(("dtype", "bfloat16"),)), tokenizer=tok).backend
+    assert seen["m1:hf"] == {}  # the vLLM reference settings never reach another engine (no fp16 on a CPU)
+    Rank1Reranker({"model": "m2"}, ExecutionSpec(backend_args={"dtype": "bfloat16"}), tokenizer=tok).backend
     assert seen["m2"]["dtype"] == "bfloat16"
-    RankZephyrReranker(RerankerOptions(model="m3"), tokenizer=tok).backend
+    RankZephyrReranker({"model": "m3"}, tokenizer=tok).backend
     assert seen["m3"]["trust_remote_code"] is True and seen["m3"]["max_model_len"] > 4096
-    ReasonRankReranker(RerankerOptions(model="m4"), tokenizer=tok).backend
+    ReasonRankReranker({"model": "m4"}, tokenizer=tok).backend
     assert seen["m4"] == {}  # the authors pass neither dtype nor max_model_len

@@ -12,7 +12,8 @@ import pytest
 from harness.cli import main
 from harness.metrics import evaluate
 from harness.records import iter_records
-from harness.runner import RunSpec, run_benchmark
+from harness.runner import run_experiment
+from harness.spec import ExecutionSpec, ExperimentSpec
 from harness.trec import read_run
 from tasks import TASK_FAMILIES, resolve_tasks
 from tasks.tiny import DATA_DIR, FIRST_STAGE_RUN
@@ -26,28 +27,34 @@ def _cli(*args: str) -> int:
     return 0
 
 
-def _only_record(results: Path, kind: str = "subset") -> tuple[Path, dict]:
-    found = [(d, r) for d, r in iter_records(results) if r["kind"] == kind]
+def _only_record(results: Path, kind: str = "subset"):
+    found = [(d, r) for d, r in iter_records(results) if r.kind == kind]
     assert len(found) == 1, found
     return found[0]
+
+
+def _run(task: str, reranker: str, results: Path, **kw):
+    return run_experiment(ExperimentSpec(task=task, reranker=reranker, **kw),
+                          ExecutionSpec(results_dir=str(results), progress=False), log=lambda message: None)
 
 
 def test_oracle_on_tiny_scores_one(tmp_path):
     assert _cli("run", "--task", "tiny", "--reranker", "oracle", "--results-dir", str(tmp_path), "-q") == 0
     directory, record = _only_record(tmp_path)
-    assert record["metrics"]["nDCG@10"] == pytest.approx(1.0)
-    assert record["task"]["name"] == "tiny/tiny"
-    assert record["counts"]["queries"] == 5
+    assert record.metrics["nDCG@10"] == pytest.approx(1.0)
+    assert record.task.name == "tiny/tiny"
+    assert record.counts.queries == 5
     assert set(os.listdir(directory)) == {"record.json", "run.trec", "per_query.jsonl"}
     rows = [json.loads(line) for line in (directory / "per_query.jsonl").read_text().splitlines()]
     assert {r["qid"] for r in rows} == {"q1", "q2", "q3", "q4", "q5"}
-    for value in record["metrics"].values():
+    for value in record.metrics.values():
         assert 0.0 <= value <= 1.0
     # the excluded document of q4 was removed before scoring and is not in the written run
     run, _ = read_run(directory / "run.trec")
     assert "math/ineq_2_dup" not in {d for d, _ in run["q4"]}
-    assert record["provenance"]["packages"]["pytrec-eval-terrier"]
-    assert record["sha256"]["run.trec"]
+    assert record.provenance.packages["pytrec-eval-terrier"]
+    assert record.sha256["run.trec"]
+    assert "/" not in record.first_stage.source  # a local run file by name and sha256, no machine path
 
 
 def test_none_reranker_equals_eval_of_the_first_stage_run(tmp_path, capsys):
@@ -55,18 +62,18 @@ def test_none_reranker_equals_eval_of_the_first_stage_run(tmp_path, capsys):
     _, record = _only_record(tmp_path / "r")
     capsys.readouterr()
     assert _cli("eval", "--run", str(FIRST_STAGE_RUN), "--task", "tiny", "--json",
-                "--metrics", ",".join(record["metrics"])) == 0
+                "--metrics", ",".join(record.metrics)) == 0
     evaluated = json.loads(capsys.readouterr().out)
-    assert evaluated == record["metrics"]
+    assert evaluated == record.metrics
 
 
 def test_written_run_rescored_gives_the_recorded_metrics(tmp_path, capsys):
-    run_benchmark(RunSpec(task="tiny", reranker="oracle", results_dir=str(tmp_path)), show_progress=False)
+    _run("tiny", "oracle", tmp_path)
     directory, record = _only_record(tmp_path)
     capsys.readouterr()
     assert _cli("eval", "--run", str(directory / "run.trec"), "--task", "tiny", "--json",
-                "--metrics", ",".join(record["metrics"])) == 0
-    assert json.loads(capsys.readouterr().out) == record["metrics"]
+                "--metrics", ",".join(record.metrics)) == 0
+    assert json.loads(capsys.readouterr().out) == record.metrics
 
 
 def test_beir_directory_with_limit_and_config_file(tmp_path):
@@ -76,9 +83,9 @@ def test_beir_directory_with_limit_and_config_file(tmp_path):
     config.write_text(f"reranker: oracle\nfirst-stage: run:{FIRST_STAGE_RUN}\nlimit: 2\nresults_dir: {tmp_path / 'res'}\n")
     assert _cli("run", "--task", str(beir), "--config", str(config), "-q") == 0
     _, record = _only_record(tmp_path / "res")
-    assert record["task"]["benchmark"] == "beir" and record["task"]["subset"] == "mytask"
-    assert record["counts"]["queries"] == 2 and record["task"]["evaluated_queries"] == 2
-    assert record["spec"]["limit"] == 2
+    assert record.task.benchmark == "beir" and record.task.subset == "mytask" and record.task.source == "directory"
+    assert record.counts.queries == 2 and record.task.evaluated_queries == 2
+    assert record.experiment["limit"] == 2
 
 
 def test_unknown_config_key_and_missing_task_are_clear_errors(tmp_path, capsys):
@@ -132,11 +139,10 @@ def test_qrels_that_reference_unknown_queries_are_dropped_and_counted(tmp_path):
     shutil.copytree(DATA_DIR, beir)
     with (beir / "qrels" / "test.tsv").open("a") as fh:
         fh.write("ghost-query\tbio/photo_1\t1\n")
-    run_benchmark(RunSpec(task=str(beir), reranker="oracle", first_stage=f"run:{FIRST_STAGE_RUN}",
-                          results_dir=str(tmp_path / "res")), show_progress=False)
+    _run(str(beir), "oracle", tmp_path / "res", first_stage=f"run:{FIRST_STAGE_RUN}")
     _, record = _only_record(tmp_path / "res")
-    assert record["counts"]["qrels_unknown_queries"] == 1
-    assert record["metrics"]["nDCG@10"] == pytest.approx(1.0)  # not dragged down by an unrunnable query
+    assert record.counts.qrels_unknown_queries == 1
+    assert record.metrics["nDCG@10"] == pytest.approx(1.0)  # not dragged down by an unrunnable query
     # `harness eval` on a bare qrels file keeps pytrec_eval's view: a judged query absent from the run scores 0
     result = evaluate({"q1": [("bio/photo_1", 1.0)]}, {"q1": {"bio/photo_1": 1}, "ghost": {"x": 1}}, ("nDCG@10",))
     assert result.missing_queries == ["ghost"] and result.means["nDCG@10"] == pytest.approx(0.5)
@@ -144,37 +150,42 @@ def test_qrels_that_reference_unknown_queries_are_dropped_and_counted(tmp_path):
 
 # --- interruption: finished subsets stay, nothing half-written --------------------------------------------
 
-def resolve_two_subsets(subset):
+def _two_subsets():
+    from harness.benchmark import BenchmarkInfo, SubsetInfo
+    from tasks.base import TaskFamily
     from tasks.beir import BeirDirTask
 
-    return [BeirDirTask(DATA_DIR, benchmark="twosub", subset=s, default_first_stage=f"run:{FIRST_STAGE_RUN}")
-            for s in ("first", "second")]
+    info = BenchmarkInfo("twosub", "two subsets", subsets=(SubsetInfo("first"), SubsetInfo("second")),
+                         default_first_stage=f"run:{FIRST_STAGE_RUN}")
+
+    def resolve(subset):
+        names = [subset] if subset else ["first", "second"]
+        return [BeirDirTask(DATA_DIR, benchmark="twosub", subset=s, benchmark_info=info, subset_info=info.subset(s))
+                for s in names]
+
+    return TaskFamily(info, resolve)
+
+
+TWO_SUBSETS = _two_subsets()
 
 
 def _register_two_subsets(monkeypatch):
-    monkeypatch.setitem(TASK_FAMILIES._targets, "twosub", "test_runner:resolve_two_subsets")
+    monkeypatch.setitem(TASK_FAMILIES._targets, "twosub", "test_runner:TWO_SUBSETS")
     monkeypatch.setitem(TASK_FAMILIES._descriptions, "twosub", "test only")
 
 
-class _InterruptOnSecond:
-    name = "interrupting"
+from rerankers.none import NoReranker  # noqa: E402
 
-    def __init__(self, options):
-        self.calls = 0
+
+class _InterruptOnSecond(NoReranker):
+    name = "interrupting"
+    calls = 0
 
     def rerank(self, requests, context):
-        from rerankers.none import NoReranker
-
-        self.calls += 1
-        if self.calls == 2:
+        type(self).calls += 1
+        if type(self).calls == 2:
             raise KeyboardInterrupt
-        return NoReranker().rerank(requests, context)
-
-    def describe(self):
-        return {"name": self.name}
-
-    def close(self):
-        pass
+        return super().rerank(requests, context)
 
 
 def test_ctrl_c_keeps_finished_subsets_and_leaves_nothing_half_written(tmp_path, monkeypatch):
@@ -183,10 +194,11 @@ def test_ctrl_c_keeps_finished_subsets_and_leaves_nothing_half_written(tmp_path,
     _register_two_subsets(monkeypatch)
     monkeypatch.setitem(RERANKERS._targets, "interrupting", "test_runner:_InterruptOnSecond")
     monkeypatch.setitem(RERANKERS._descriptions, "interrupting", "test only")
+    _InterruptOnSecond.calls = 0
     with pytest.raises(KeyboardInterrupt):
-        run_benchmark(RunSpec(task="twosub", reranker="interrupting", results_dir=str(tmp_path)), show_progress=False)
+        _run("twosub", "interrupting", tmp_path)
     records = list(iter_records(tmp_path))
-    assert [r["task"]["subset"] for _, r in records] == ["first"]
+    assert [r.task.subset for _, r in records] == ["first"]
     leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
     assert leftovers == []
 
@@ -199,7 +211,7 @@ def test_interrupt_while_writing_leaves_no_partial_record(tmp_path, monkeypatch)
 
     monkeypatch.setattr(records, "format_run", boom)
     with pytest.raises(KeyboardInterrupt):
-        run_benchmark(RunSpec(task="tiny", reranker="none", results_dir=str(tmp_path)), show_progress=False)
+        _run("tiny", "none", tmp_path)
     assert list(iter_records(tmp_path)) == []
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
@@ -218,14 +230,13 @@ def test_ls_and_doctor_run(capsys):
 
 def test_multi_subset_run_writes_one_record_per_subset_plus_aggregate(tmp_path, monkeypatch):
     _register_two_subsets(monkeypatch)
-    outcomes = run_benchmark(RunSpec(task="twosub", reranker="oracle", results_dir=str(tmp_path)),
-                             show_progress=False)
-    assert [o.task for o in outcomes] == ["twosub/first", "twosub/second"]
+    outcome = _run("twosub", "oracle", tmp_path)
+    assert [o.task for o in outcome.subsets] == ["twosub/first", "twosub/second"]
     directory, aggregate = _only_record(tmp_path, kind="aggregate")
-    assert [s["subset"] for s in aggregate["subsets"]] == ["first", "second"]
-    assert aggregate["complete"] is True
-    assert aggregate["metrics"]["nDCG@10"] == pytest.approx(1.0)
-    assert aggregate["counts"]["queries"] == 10
+    assert [s.subset for s in aggregate.subsets] == ["first", "second"]
+    assert aggregate.complete is True
+    assert aggregate.metrics["nDCG@10"] == pytest.approx(1.0)
+    assert aggregate.counts.queries == 10
     assert {p.name for p in directory.iterdir()} == {"record.json", "first", "second"}
 
 
@@ -241,17 +252,17 @@ def test_bright_none_over_published_runs_gives_the_first_stage_row(tmp_path, mon
     write_bright_cache(None)
     assert _cli("run", "--task", "bright", "--reranker", "none", "--first-stage", "reasonir-published",
                 "--results-dir", str(tmp_path), "-q") == 0
-    records = dict((r["task"]["subset"], r) for _, r in iter_records(tmp_path) if r["kind"] == "subset")
+    records = dict((r.task.subset, r) for _, r in iter_records(tmp_path) if r.kind == "subset")
     assert list(records) == sorted(SUBSETS) or set(records) == set(SUBSETS)
     expected_queries = dict(zip(SUBSETS, (103, 116, 103, 101, 101, 117, 108, 142, 112, 111, 194, 76)))
     for subset, record in records.items():
-        assert record["counts"]["queries"] == expected_queries[subset]
+        assert record.counts.queries == expected_queries[subset]
         task = resolve_tasks(f"bright/{subset}")[0]
         run, _ = read_run(shared_first_stage / subset / "reasonir_gpt4cot_top100.trec")
         direct = evaluate(run, task.qrels_all, ("nDCG@10",)).means["nDCG@10"]
-        assert record["metrics"]["nDCG@10"] == pytest.approx(direct, abs=1e-12)
-        assert record["first_stage"]["sha256"]
+        assert record.metrics["nDCG@10"] == pytest.approx(direct, abs=1e-12)
+        assert record.first_stage.sha256
     _, aggregate = _only_record(tmp_path, kind="aggregate")
-    assert aggregate["complete"] is True and len(aggregate["subsets"]) == 12
-    mean = sum(r["metrics"]["nDCG@10"] for r in records.values()) / 12
-    assert aggregate["metrics"]["nDCG@10"] == pytest.approx(mean, abs=1e-12)
+    assert aggregate.complete is True and len(aggregate.subsets) == 12
+    mean = sum(r.metrics["nDCG@10"] for r in records.values()) / 12
+    assert aggregate.metrics["nDCG@10"] == pytest.approx(mean, abs=1e-12)

@@ -68,7 +68,7 @@ def test_bright_board_content(site):
 
 def test_run_detail_page(site):
     html = (_run_dir(site, "bright__reasonir-published__reasonrank-reasonrank-32B") / "index.html").read_text()
-    assert "Run spec" in html and "Provenance" in html and "harness_version" in html
+    assert "Experiment identity" in html and "Provenance" in html and "harness_version" in html
     assert "ReasonRank (32B)" in html and "+2.00" in html  # claim table with delta
     assert html.index(">biology<") < html.index(">earth_science<") < html.index(">aops<")  # published order
     assert "sha256" in html

@@ -84,7 +84,7 @@ def test_loads_through_ir_datasets(theorem_cache):
     assert task.queries("gpt4_reason")["3"] == "gpt4_reason expanded query for aops 3"
     assert task.queries("gemini_1_0_reason")["3"] == "Gemini-1.0_reason expanded query for aops 3"
     assert set(task.query_field_columns.values()) == {"query"}
-    assert task.describe()["query_field_columns"]["gpt4_reason"] == "query"
+    assert task.details()["query_field_columns"]["gpt4_reason"] == "query"
     assert {q: sorted(d) for q, d in task.qrels.items()} == {q: sorted(g) for q, g in fixture["gold"].items()}
     assert all(r == 1 for d in task.qrels.values() for r in d.values())
     assert {q: set(v) for q, v in task.excluded.items()} == {q: set(v) for q, v in fixture["excluded"].items()}

@@ -59,7 +59,7 @@ def test_loads_through_snapshot_download(hub_cache):
     assert task.excluded == {}
     assert task.docs(["Biology_doc_3", "missing"]) == {"Biology_doc_3": "Passage Biology_doc_3."}
     assert [d for d, _ in task.iter_docs()] == fixture["docids"]
-    assert task.describe()["queries"] == 6
+    assert len(task.queries()) == 6 and task.details() == {"hf_dataset": "R2MED/Biology"}
 
 
 def test_grades_are_integers(hub_cache):

@@ -74,11 +74,12 @@ def test_grade_boundaries():
 
 def test_bad_claims_file(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scale: 100\nclaims:\n  - id: x\n    settings: {benchmark: bright, window: 20}\n"
+    bad.write_text("scale: 100\nclaims:\n  - id: x\n    settings: {benchmark: bright, reranker: x, window: 20}\n"
                    "    values: {biology: 40}\n")
-    with pytest.raises(HarnessError, match="window"):
+    with pytest.raises(HarnessError, match="unknown setting 'window'. Did you mean 'window_size'"):
         load_claims([bad])
-    bad.write_text("scale: 100\nclaims:\n  - id: x\n    settings: {benchmark: bright}\n    values: {biology: 4000}\n")
+    bad.write_text("scale: 100\nclaims:\n  - id: x\n    settings: {benchmark: bright, reranker: none}\n"
+                   "    values: {biology: 4000}\n")
     with pytest.raises(HarnessError, match="outside"):
         load_claims([bad])
 
@@ -105,4 +106,5 @@ def test_cli_exit_codes(results, tmp_path):
     only_ok.write_text(yaml.safe_dump(doc))
     out = runner.invoke(_cli(), ["verify", "--claims", str(only_ok), "--results", str(results)])
     assert out.exit_code == 0, out.output
-    assert "summary: 1 OK, 0 OKish, 0 FAIL, 0 MISSING" in out.output
+    assert "summary: 1 OK, 0 OKish, 0 FAIL, 0 NOT COMPARABLE, 0 MISSING" in out.output
+    assert "limit 5 (a smoke run)" in out.output  # the smoke run of the same system is listed, not graded

@@ -12,7 +12,7 @@ import pytest
 from harness.backends import build_backend
 from harness.errors import HarnessError, MissingExtraError
 from harness.llm import GenerationRequest, SamplingParams
-from rerankers.base import RerankerOptions
+from harness.spec import ExecutionSpec
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _gather(backend, requests):
 
 
 def test_engine_arguments_and_sampling_mapping(fake_vllm):
-    options = RerankerOptions(backend="vllm", gpus=4, cache=False, extra=(("max_model_len", 16000),))
+    options = ExecutionSpec(backend="vllm", tensor_parallel=4, cache=False, backend_args={"max_model_len": 16000})
     backend = build_backend("liuwenhan/reasonrank-7B", options)
     assert fake_vllm.engines == []  # loaded on the first call only: cached reruns never load the weights
     params = SamplingParams(temperature=0.0, max_tokens=3172, stop=("</think> true",), logprobs=20,
@@ -129,19 +129,20 @@ def test_engine_arguments_and_sampling_mapping(fake_vllm):
     assert gen.text == "echo:prompt text" and gen.input_tokens == len("prompt text") and gen.output_tokens == 4
     assert gen.logprobs == [{7: -0.25, 8: -1.5}, {7: -0.25, 8: -1.5}] and gen.finish_reason == "stop"
     desc = backend.describe()
-    assert desc["vllm_version"] == "0.0.fake" and desc["tensor_parallel_size"] == 4 and desc["backend"] == "vllm"
+    assert desc["vllm_version"] == "0.0.fake" and desc["tensor_parallel_size"] == 4 and backend.hardware()["tensor_parallel"] == 4
     backend.close()
     assert engine.shut_down
 
 
 def test_requests_are_submitted_as_they_come(fake_vllm):
-    backend = build_backend("m", RerankerOptions(backend="vllm", cache=False))
+    backend = build_backend("m", ExecutionSpec(backend="vllm", cache=False))
     requests = [GenerationRequest(f"p{i}", SamplingParams(max_tokens=2)) for i in range(30)]
     gens = _gather(backend, requests)
     assert [g.text for g in gens] == [f"echo:p{i}" for i in range(30)]
     assert [g.finish_reason for g in gens] == ["length"] * 30
     assert fake_vllm.engines[0].max_active == 30  # all in the engine at once, not one by one
-    assert 0.04 < backend.busy.seconds < 0.5 * sum(g.seconds for g in gens)
+    assert 0.04 < backend.clock.busy_seconds < 0.5 * sum(g.seconds for g in gens)
+    assert sum(g.engine_seconds for g in gens) == pytest.approx(backend.clock.busy_seconds, rel=1e-6)
     assert len({rid for _, _, rid in fake_vllm.engines[0].requests}) == 30
     # a second asyncio.run (e.g. the next subset) still reaches the engine on its own loop
     assert _gather(backend, requests[:2])[0].text == "echo:p0"
@@ -149,7 +150,7 @@ def test_requests_are_submitted_as_they_come(fake_vllm):
 
 
 def test_validation_errors_become_harness_errors(fake_vllm):
-    backend = build_backend("m", RerankerOptions(backend="vllm", cache=False))
+    backend = build_backend("m", ExecutionSpec(backend="vllm", cache=False))
     with pytest.raises(HarnessError, match="window 80-100.*--passage-length"):
         _gather(backend, [GenerationRequest("too long", SamplingParams(), label="query 3, window 80-100")])
     backend.close()
@@ -159,7 +160,7 @@ def test_engine_load_failure_is_a_clear_error(fake_vllm, monkeypatch):
     def boom(args):
         raise RuntimeError("CUDA out of memory")
     monkeypatch.setattr(fake_vllm.AsyncLLMEngine, "from_engine_args", staticmethod(boom))
-    backend = build_backend("org/model", RerankerOptions(backend="vllm", cache=False, gpus=2))
+    backend = build_backend("org/model", ExecutionSpec(backend="vllm", cache=False, tensor_parallel=2))
     with pytest.raises(HarnessError, match="could not load 'org/model' on 2 GPU.*out of memory"):
         _gather(backend, [GenerationRequest("p", SamplingParams())])
     backend.close()
@@ -168,4 +169,4 @@ def test_engine_load_failure_is_a_clear_error(fake_vllm, monkeypatch):
 def test_missing_vllm_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
     with pytest.raises(MissingExtraError, match=r"\[vllm\]"):
-        build_backend("m", RerankerOptions(backend="vllm", cache=False))
+        build_backend("m", ExecutionSpec(backend="vllm", cache=False))

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -269,70 +268,20 @@ def _load_tokenizer(spec: SynthesisSpec):
     name = spec.tokenizer or (spec.teacher if spec.api == "completions" else None)
     if name is None:
         return None
-    from rerankers._tokenizer import load_tokenizer
+    from harness.models import load_tokenizer
 
     return load_tokenizer(name)
 
 
 def _teacher_backend(spec: SynthesisSpec) -> Backend:
-    from harness.backends import build_backend, cache_model_key
-    from rerankers.base import RerankerOptions
+    """The teacher behind the harness's OpenAI-compatible backend (chat or completions endpoint), cached."""
+    from harness.backends import build_backend
+    from harness.spec import ExecutionSpec
 
-    extra = (("api_key", spec.api_key),) if spec.api_key else ()
-    options = RerankerOptions(model=spec.teacher, backend="openai", base_url=spec.base_url,
-                              concurrency=spec.concurrency, cache=spec.cache, cache_dir=spec.cache_dir, extra=extra)
-    if spec.api == "completions":
-        return build_backend(spec.teacher, options)
-    from harness.backends.openai import create
-
-    backend = _chat_backend_class().from_openai(create(spec.teacher, options, None))
-    if spec.cache:
-        from harness.cache import CachedBackend, CallCache
-
-        # "chat:" keeps chat answers apart from completions answers for the same model and prompt bytes
-        backend = CachedBackend(backend, CallCache(spec.cache_dir), "chat:" + cache_model_key(spec.teacher, None))
-    return backend
-
-
-def _chat_backend_class():
-    from harness.backends.openai import OpenAIBackend
-
-    class ChatBackend(OpenAIBackend):
-        """The harness OpenAI backend pointed at ``/chat/completions``; the request prompt is JSON chat messages."""
-
-        name = "openai-chat"
-
-        @classmethod
-        def from_openai(cls, base: OpenAIBackend) -> "ChatBackend":
-            backend = cls.__new__(cls)
-            backend.__dict__.update(base.__dict__)
-            backend.url = f"{backend.base_url}/chat/completions"
-            return backend
-
-        async def agenerate(self, request: GenerationRequest) -> Generation:
-            p = request.params
-            body = {"model": self.served_model, "messages": json.loads(request.prompt), "max_tokens": p.max_tokens,
-                    "temperature": p.temperature, "top_p": p.top_p, "n": 1, "stream": False}
-            if p.seed is not None:
-                body["seed"] = p.seed
-            state = self._loop_state()
-            async with state.semaphore:
-                started = time.perf_counter()
-                data = await self._post(state.client, body, request.label)
-                seconds = time.perf_counter() - started
-            try:
-                message = data["choices"][0]["message"]
-            except (KeyError, IndexError, TypeError) as exc:
-                raise HarnessError(f"The server at {self.url} returned no message for {request.label}: "
-                                   f"{str(data)[:300]}") from exc
-            usage = data.get("usage") or {}
-            reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-            return Generation(text=message.get("content") or "", input_tokens=int(usage.get("prompt_tokens") or 0),
-                              output_tokens=int(usage.get("completion_tokens") or 0), seconds=seconds,
-                              finish_reason=data["choices"][0].get("finish_reason") or "stop",
-                              extra={"reasoning": reasoning, "usage_reported": bool(usage)})
-
-    return ChatBackend
+    engine = {"api": spec.api, **({"api_key": spec.api_key} if spec.api_key else {})}
+    execution = ExecutionSpec(backend="openai", base_url=spec.base_url, concurrency=spec.concurrency,
+                              cache=spec.cache, cache_dir=spec.cache_dir, backend_args=engine)
+    return build_backend(spec.teacher, execution)
 
 
 def _report(rows: list[dict[str, Any]]) -> SynthesisReport:

@@ -1,31 +1,30 @@
 """Inference backend registry ("vllm", "hf", "openai", "replay:PATH").
 
-Each entry is a factory ``f(model: str, options: RerankerOptions, argument: str | None) -> harness.llm.Backend``.
-``build_backend`` resolves "auto", then wraps the backend with the model-call cache and the traces writer.
+Each backend module declares ``OPTIONS`` (an ``harness.options.OptionSet`` of its engine settings) and a factory
+``create(model, revision, execution, engine) -> harness.llm.Backend`` where ``engine`` holds the validated
+settings (the reranker's reference engine defaults for that backend, overridden by ``--backend-arg``/flags).
+``build_backend`` resolves "auto", validates the settings, and wraps the engine: metering (engine-time shares),
+then the model-call cache, then the traces writer.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import importlib.util
 from pathlib import Path
+from typing import Any, Mapping
 
 from harness.errors import HarnessError
 from harness.llm import Backend
+from harness.models import cache_model_key, resolve_model_revision
+from harness.options import OptionSet
 from harness.registry import Registry
 
 BACKENDS: Registry = Registry("backend", cli_hint="use --backend vllm|hf|openai|replay:PATH")
-BACKENDS.register("vllm", "harness.backends.vllm:create", "vLLM offline engine (GPU; extra 'vllm')")
+BACKENDS.register("vllm", "harness.backends.vllm:create", "vLLM engine (GPU; extra 'vllm')")
 BACKENDS.register("hf", "harness.backends.hf:create", "transformers generate (CPU or GPU; extra 'hf')")
 BACKENDS.register("openai", "harness.backends.openai:create", "any OpenAI-compatible server via --base-url")
 BACKENDS.register("replay", "harness.backends.replay:create", "answers from a saved traces file: replay:PATH")
-
-# Files that identify a local checkpoint; weights are fingerprinted by name, size and their first/last MiB
-# (hashing tens of GB on every run would be too slow; fine-tunes differ in those bytes anyway).
-_IDENTITY_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json",
-                   "pytorch_model.bin.index.json", "adapter_config.json")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
-_FINGERPRINT_BYTES = 1 << 20
 
 
 def resolve_backend_name(spec: str | None) -> tuple[str, str | None]:
@@ -50,96 +49,60 @@ def _vllm_usable() -> bool:
     return gpu_info() != "cpu"
 
 
-def build_backend(model: str, options) -> Backend:
-    """Construct the backend named by ``options.backend`` for ``model``, with the cache and traces wrappers.
+def backend_options(name: str) -> OptionSet:
+    """The declared engine settings of backend ``name`` (without importing its engine library)."""
+    module_name = BACKENDS._targets[BACKENDS.canonical(name)].split(":")[0]
+    return importlib.import_module(module_name).OPTIONS
+
+
+def engine_settings(name: str, defaults: Mapping[str, Mapping[str, Any]] | None,
+                    backend_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated engine settings: the reranker's reference defaults for this backend, then the user's arguments."""
+    options = backend_options(name)
+    chosen = dict((defaults or {}).get(name, {}))
+    chosen.update(options.validate(dict(backend_args), "--backend-arg"))
+    return chosen
+
+
+def build_backend(model: str, execution, *, revision: str | None = None,
+                  engine_defaults: Mapping[str, Mapping[str, Any]] | None = None) -> Backend:
+    """Construct the backend named by ``execution.backend`` for ``model``, metered, cached and traced.
 
     Replay is never wrapped with the cache: it is itself a store of answers, and copying them into the model-call
     cache would make recorded outputs look like fresh model calls.
     """
-    name, argument = resolve_backend_name(getattr(options, "backend", None))
-    if name == "replay" and options.save_traces and Path(argument).expanduser().resolve() == \
-            Path(options.save_traces).expanduser().resolve():
-        raise HarnessError(f"--save-traces {options.save_traces} is the file being replayed; writing it would erase "
+    from harness.backends.metering import MeteredBackend
+
+    name, argument = resolve_backend_name(execution.backend)
+    if name == "replay" and execution.save_traces and Path(argument).expanduser().resolve() == \
+            Path(execution.save_traces).expanduser().resolve():
+        raise HarnessError(f"--save-traces {execution.save_traces} is the file being replayed; writing it would erase "
                            "it. Save the new traces to another path.")
-    backend: Backend = BACKENDS.get(name)(model, options, argument)
+    engine = engine_settings(name, engine_defaults, dict(execution.backend_args))
+    factory = BACKENDS.get(name)
+    backend: Backend = factory(model, revision, execution, engine, argument) if name == "replay" else \
+        factory(model, revision, execution, engine)
     if backend.revision is None:
         backend.revision = resolve_model_revision(model)
-    model_key = cache_model_key(model, backend.revision)
-    if options.cache and name != "replay":
+    backend = MeteredBackend(backend)
+    if execution.cache and name != "replay":
         from harness.cache import CachedBackend, CallCache
 
         try:
-            backend = CachedBackend(backend, CallCache(options.cache_dir), model_key)
+            backend = CachedBackend(backend, CallCache(execution.cache_dir), backend.cache_identity())
         except BaseException:
             backend.close()
             raise
-    if options.save_traces:
+    if execution.save_traces:
         from harness.traces import TracesWriter
 
         try:
-            backend = TracesWriter(backend, options.save_traces, model_key=model_key)
+            backend = TracesWriter(backend, execution.save_traces, model_key=cache_model_key(model, backend.revision))
         except BaseException:
             backend.close()
             raise
     return backend
 
 
-def cache_model_key(model: str, revision: str | None) -> str:
-    """Backend-independent identity of the weights: a local checkpoint by its content fingerprint (so moving the
-    directory keeps its cache), a hub id by id and snapshot commit."""
-    if revision and revision.startswith("sha256:"):  # only local checkpoints get content fingerprints
-        return f"local@{revision}"
-    return f"{model}@{revision or 'unknown'}"
-
-
-def resolve_model_revision(model: str) -> str | None:
-    """Best effort, never raises. Local directory → ``sha256:…`` fingerprint of its config/index files and weight
-    files (name, size, first and last MiB), or None if it has none of them. Hub id → the commit hash of the locally
-    cached snapshot, or None when it is not cached."""
-    try:
-        path = Path(model).expanduser()
-        if path.is_dir():
-            return _fingerprint_dir(path)
-        if path.exists():
-            return None
-        return _hub_snapshot_commit(model)
-    except Exception:  # a revision is provenance, not a reason to fail a run
-        return None
-
-
-def _fingerprint_dir(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    found = False
-    for name in _IDENTITY_FILES:
-        file = path / name
-        if file.is_file():
-            found = True
-            digest.update(f"{name}\n".encode())
-            digest.update(file.read_bytes())
-    for file in sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
-        found = True
-        size = file.stat().st_size
-        digest.update(f"{file.name}\n{size}\n".encode())
-        with file.open("rb") as fh:
-            digest.update(fh.read(_FINGERPRINT_BYTES))
-            if size > 2 * _FINGERPRINT_BYTES:
-                fh.seek(size - _FINGERPRINT_BYTES)
-                digest.update(fh.read(_FINGERPRINT_BYTES))
-            elif size > _FINGERPRINT_BYTES:
-                digest.update(fh.read())
-    return f"sha256:{digest.hexdigest()}" if found else None
-
-
-def _hub_snapshot_commit(model: str) -> str | None:
-    if model.count("/") != 1 or model.startswith((".", "~", "/")):
-        return None  # not a hub id (a missing local path, a served-model name)
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in ("config.json", "adapter_config.json"):
-        cached = try_to_load_from_cache(model, filename)
-        if isinstance(cached, str):
-            return Path(cached).parent.name  # …/snapshots/<commit>/config.json
-    return None
-
-
-__all__ = ["BACKENDS", "build_backend", "cache_model_key", "resolve_backend_name", "resolve_model_revision"]
+__all__ = ["BACKENDS", "backend_options", "build_backend", "cache_model_key", "engine_settings",
+           "resolve_backend_name", "resolve_model_revision"]

@@ -27,33 +27,44 @@ from typing import Any
 
 from harness.errors import HarnessError, require
 from harness.llm import Backend, Generation, GenerationRequest
+from harness.options import Option, OptionSet
+
+OPTIONS = OptionSet("backend hf", [
+    Option("device", str, None, "torch device, e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)"),
+    Option("dtype", str, None, "weights dtype (default: auto on GPU, float32 on CPU)",
+           choices=("auto", "float32", "float16", "bfloat16")),
+    Option("trust_remote_code", bool, False, "allow the checkpoint's own modelling code"),
+])
 
 
-def create(model: str, options, argument: str | None = None) -> "HFBackend":
-    get = options.get if options is not None else (lambda key, default=None: default)
-    return HFBackend(model, revision=get("revision"), device=get("device"), dtype=get("dtype"))
+def create(model: str, revision: str | None, execution, engine: dict) -> "HFBackend":
+    return HFBackend(model, revision=revision, device=engine.get("device"), dtype=engine.get("dtype"),
+                     trust_remote_code=bool(engine.get("trust_remote_code", False)))
 
 
 class HFBackend(Backend):
     name = "hf"
 
     def __init__(self, model_id: str, revision: str | None = None, device: str | None = None,
-                 dtype: str | None = None):
+                 dtype: str | None = None, trust_remote_code: bool = False):
         torch = require("torch", "hf", "The hf backend")
         transformers = require("transformers", "hf", "The hf backend")
+        from harness.models import model_not_available, resolve_model_path
+
         self.model_id = model_id
         self.revision = revision
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
             dtype = "auto" if self.device.startswith("cuda") else "float32"
         self.dtype = dtype
+        path = resolve_model_path(model_id)
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(model_id, revision=revision)
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, revision=revision,
+                                                                        trust_remote_code=trust_remote_code)
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
-                model_id, revision=revision, dtype=dtype if dtype == "auto" else getattr(torch, dtype))
+                path, revision=revision, dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+                trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as exc:  # ValueError: huggingface_hub rejects a malformed repo id
-            from rerankers._tokenizer import model_not_available
-
             raise model_not_available(model_id, "model (hf backend)", exc) from exc
         self.model.to(self.device)
         self.model.eval()
@@ -145,8 +156,17 @@ class HFBackend(Backend):
         return text, "length" if len(new_ids) >= max_new else "stop"
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model_id, "revision": self.revision, "device": self.device,
-                "dtype": str(self.dtype)}
+        return {"device": self.device, "dtype": str(self.dtype)}
+
+    def hardware(self) -> dict[str, Any]:
+        if self.device.startswith("cuda"):
+            import torch
+
+            index = torch.device(self.device).index or 0
+            return {"backend": self.name, "accelerator": torch.cuda.get_device_name(index), "count": 1,
+                    "tensor_parallel": 1, "data_parallel": 1}
+        return {"backend": self.name, "accelerator": self.device, "count": 0, "tensor_parallel": 1,
+                "data_parallel": 1}
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)

@@ -23,27 +23,38 @@ import random
 import time
 from typing import Any
 
-from harness.backends._busy import BusyClock
 from harness.errors import HarnessError
 from harness.llm import Backend, Generation, GenerationRequest, SamplingParams
+from harness.options import Option, OptionSet
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _TOKEN_ID_PREFIX = "token_id:"
 
+OPTIONS = OptionSet("backend openai", [
+    Option("served_model", str, None, "model name the server serves (default: --model)"),
+    Option("request_timeout", float, 1800.0, "seconds to wait for one response", minimum=1.0),
+    Option("max_retries", int, 6, "retries of a transient failure (connection error, 429, 5xx)", minimum=0),
+    Option("server_extensions", bool, True, "send vLLM/SGLang sampling fields (off for strict hosted APIs)"),
+    Option("api_key", str, None, "API key (default: $OPENAI_API_KEY); never written to records"),
+    Option("api", str, "completions", "endpoint: completions (the exact prompt string; rerankers) or chat "
+           "(the request's chat messages; teachers of `harness train synthesize`)", choices=("completions", "chat")),
+])
 
-def create(model: str, options, argument: str | None) -> "OpenAIBackend":
-    if not options.base_url:
+
+def create(model: str, revision: str | None, execution, engine: dict) -> "OpenAIBackend":
+    if not execution.base_url:
         raise HarnessError("--backend openai needs the server address: --base-url http://HOST:PORT/v1 "
                            "(e.g. started with `vllm serve MODEL`).")
     return OpenAIBackend(
         model=model,
-        base_url=options.base_url,
-        concurrency=options.concurrency,
-        api_key=options.get("api_key") or os.environ.get("OPENAI_API_KEY"),
-        served_model=options.get("served_model"),
-        max_retries=int(options.get("max_retries", 6)),
-        request_timeout=float(options.get("request_timeout", 1800.0)),
-        server_extensions=bool(options.get("server_extensions", True)),
+        base_url=execution.base_url,
+        concurrency=execution.concurrency,
+        api_key=engine.get("api_key") or os.environ.get("OPENAI_API_KEY"),
+        served_model=engine.get("served_model"),
+        max_retries=int(engine.get("max_retries", 6)),
+        request_timeout=float(engine.get("request_timeout", 1800.0)),
+        server_extensions=bool(engine.get("server_extensions", True)),
+        api=str(engine.get("api", "completions")),
     )
 
 
@@ -100,6 +111,31 @@ def request_body(model: str, request: GenerationRequest, server_extensions: bool
     return body
 
 
+def chat_body(model: str, request: GenerationRequest) -> dict[str, Any]:
+    """The JSON body of a ``/chat/completions`` request; the request's prompt holds the messages as JSON."""
+    import json
+
+    try:
+        messages = json.loads(request.prompt)
+    except ValueError as exc:
+        raise HarnessError(f"{request.label or 'A chat request'}: the prompt must be JSON chat messages.") from exc
+    p = request.params
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": p.max_tokens,
+                            "temperature": p.temperature, "top_p": p.top_p, "n": 1, "stream": False}
+    if p.seed is not None:
+        body["seed"] = p.seed
+    return body
+
+
+def _token_count(usage: dict[str, Any], key: str, url: str) -> int:
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        raise HarnessError(f"The server at {url} reported usage.{key} = {value!r}, not a token count.")
+    return int(value)
+
+
 def convert_logprobs(choice_logprobs: dict[str, Any] | None, url: str) -> list[dict[int, float]] | None:
     """OpenAI completions ``logprobs.top_logprobs`` (keys ``token_id:N``) → list of ``{token_id: logprob}``."""
     if not choice_logprobs:
@@ -136,13 +172,15 @@ class OpenAIBackend(Backend):
 
     def __init__(self, model: str, base_url: str, concurrency: int = 64, api_key: str | None = None,
                  served_model: str | None = None, max_retries: int = 6, request_timeout: float = 1800.0,
-                 retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0, server_extensions: bool = True):
+                 retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0, server_extensions: bool = True,
+                 api: str = "completions"):
         if concurrency < 1:
             raise HarnessError(f"--concurrency must be at least 1 (got {concurrency}).")
         self.model_id = model
         self.revision = None
         self.base_url = base_url.rstrip("/")
-        self.url = f"{self.base_url}/completions"
+        self.api = api
+        self.url = f"{self.base_url}/chat/completions" if api == "chat" else f"{self.base_url}/completions"
         self.served_model = served_model or model
         self.concurrency = concurrency
         self.api_key = api_key
@@ -151,8 +189,8 @@ class OpenAIBackend(Backend):
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.server_extensions = server_extensions
-        self.retries = 0  # transient failures retried so far (for tests and logs)
-        self.busy = BusyClock()
+        self.retries = 0  # transient failures retried so far
+        self.timeouts = 0  # requests that timed out
         self._state: _LoopState | None = None
 
     def _loop_state(self) -> _LoopState:
@@ -169,13 +207,33 @@ class OpenAIBackend(Backend):
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
         state = self._loop_state()
-        body = request_body(self.served_model, request, self.server_extensions)
+        body = chat_body(self.served_model, request) if self.api == "chat" else \
+            request_body(self.served_model, request, self.server_extensions)
         async with state.semaphore:
             started = time.perf_counter()
-            with self.busy:
-                data = await self._post(state.client, body, request.label)
+            data = await self._post(state.client, body, request.label)
             seconds = time.perf_counter() - started
+        if self.api == "chat":
+            return self._chat_generation(data, seconds, request)
         return self._to_generation(data, seconds, request)
+
+    def _chat_generation(self, data: dict[str, Any], seconds: float, request: GenerationRequest) -> Generation:
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError("content is not a string")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise HarnessError(f"The server at {self.url} returned no message for {request.label or 'a call'}: "
+                               f"{str(data)[:300]}") from exc
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        return Generation(text=content, input_tokens=_token_count(usage, "prompt_tokens", self.url),
+                          output_tokens=_token_count(usage, "completion_tokens", self.url), seconds=seconds,
+                          finish_reason=choice.get("finish_reason") or "stop",
+                          extra={"reasoning": reasoning if isinstance(reasoning, str) else "",
+                                 "usage_reported": bool(usage)})
 
     async def _post(self, client, body: dict[str, Any], label: str) -> dict[str, Any]:
         import httpx
@@ -186,6 +244,8 @@ class OpenAIBackend(Backend):
             try:
                 response = await client.post(self.url, json=body)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
+                if isinstance(exc, httpx.TimeoutException):
+                    self.timeouts += 1
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
@@ -238,8 +298,16 @@ class OpenAIBackend(Backend):
         )
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": self.base_url, "served_model": self.served_model,
-                "concurrency": self.concurrency, "server_extensions": self.server_extensions}
+        return {"served_model": self.served_model, "server_extensions": self.server_extensions,
+                "request_timeout": self.request_timeout, "max_retries": self.max_retries}
+
+    def hardware(self) -> dict[str, Any]:
+        return {"backend": self.name, "accelerator": "remote", "count": 0, "tensor_parallel": 1, "data_parallel": 1}
+
+    def cache_identity(self) -> str:
+        # A remote model is whatever the server serves under that name: answers are keyed by the server, never by
+        # a local tokenizer's fingerprint (a local cache must not answer for a server it never contacted).
+        return f"openai:{self.base_url}|{self.served_model}|{self.api}"
 
     def close(self) -> None:
         state, self._state = self._state, None

@@ -23,18 +23,33 @@ import threading
 import time
 from typing import Any
 
-from harness.backends._busy import BusyClock
 from harness.errors import HarnessError, require
 from harness.llm import Backend, Generation, GenerationRequest, SamplingParams
+from harness.options import Option, OptionSet
 
 GPU_MEMORY_UTILIZATION = 0.9
-_ENGINE_EXTRA_KEYS = ("max_model_len", "dtype", "trust_remote_code", "enforce_eager", "quantization",
-                      "max_num_seqs", "seed")
+OPTIONS = OptionSet("backend vllm", [
+    Option("max_model_len", int, None, "context length of the engine (default: the model config's)", minimum=1),
+    Option("dtype", str, None, "weights dtype (default: the checkpoint's)",
+           choices=("auto", "float16", "bfloat16", "float32", "half")),
+    Option("trust_remote_code", bool, None, "allow the checkpoint's own modelling code"),
+    Option("enforce_eager", bool, None, "disable CUDA graphs (less memory, slower)"),
+    Option("quantization", str, None, "weights quantization method (awq, gptq, fp8, …); changes the model",
+           identity=True),
+    Option("max_num_seqs", int, None, "sequences batched at once", minimum=1),
+    Option("gpu_memory_utilization", float, GPU_MEMORY_UTILIZATION, "share of GPU memory for the engine",
+           minimum=0.05, maximum=1.0, source="ReasonRank and rank_llm reference runs (0.9)"),
+    Option("seed", int, None, "engine seed", minimum=0),
+])
+_ENGINE_EXTRA_KEYS = tuple(o.name for o in OPTIONS if o.name != "gpu_memory_utilization")
 
 
-def create(model: str, options, argument: str | None) -> "VLLMBackend":
-    engine_kwargs = {key: options.get(key) for key in _ENGINE_EXTRA_KEYS if options.get(key) is not None}
-    return VLLMBackend(model, gpus=options.gpus, engine_kwargs=engine_kwargs)
+def create(model: str, revision: str | None, execution, engine: dict) -> "VLLMBackend":
+    from harness.models import resolve_model_path
+
+    engine_kwargs = {key: value for key, value in engine.items() if value is not None}
+    return VLLMBackend(resolve_model_path(model), gpus=execution.tensor_parallel, engine_kwargs=engine_kwargs,
+                       model_id=model, revision=revision)
 
 
 def sampling_params(vllm_module, params: SamplingParams):
@@ -83,20 +98,21 @@ def _logprobs(position_logprobs) -> list[dict[int, float]] | None:
 class VLLMBackend(Backend):
     name = "vllm"
 
-    def __init__(self, model: str, gpus: int = 1, engine_kwargs: dict[str, Any] | None = None):
+    def __init__(self, model: str, gpus: int = 1, engine_kwargs: dict[str, Any] | None = None,
+                 model_id: str | None = None, revision: str | None = None):
         if gpus < 1:
             raise HarnessError(f"--gpus must be at least 1 (got {gpus}).")
         self._vllm = require("vllm", "vllm", "The vLLM backend (--backend vllm)")
-        self.model_id = model
-        self.revision = None
+        self.model_id = model_id or model
+        self.revision = revision
         self.gpus = gpus
+        kwargs = dict(engine_kwargs or {})
+        kwargs.setdefault("gpu_memory_utilization", GPU_MEMORY_UTILIZATION)
         self.engine_args = dict(model=model, tensor_parallel_size=gpus, enable_prefix_caching=True,
-                                gpu_memory_utilization=GPU_MEMORY_UTILIZATION, disable_log_stats=True,
-                                **(engine_kwargs or {}))
+                                disable_log_stats=True, **kwargs)
         self._ids = itertools.count()
         self.in_flight = 0
         self.max_in_flight = 0
-        self.busy = BusyClock()
         self._engine = None
         self._start_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -135,9 +151,8 @@ class VLLMBackend(Backend):
         started = time.perf_counter()
         final = None
         try:
-            with self.busy:
-                async for output in self._engine.generate(request.prompt, params, request_id):
-                    final = output
+            async for output in self._engine.generate(request.prompt, params, request_id):
+                final = output
         except ValueError as exc:  # vLLM's validation errors, e.g. prompt longer than the context
             raise HarnessError(f"vLLM rejected {request.label or 'a request'}: {exc}. Shorten the prompt "
                                "(--passage-length, --window-size) or raise the model's max_model_len.") from exc
@@ -157,10 +172,18 @@ class VLLMBackend(Backend):
         )
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "vllm_version": getattr(self._vllm, "__version__", None),
-                "tensor_parallel_size": self.gpus, "enable_prefix_caching": True,
-                "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
+        return {"vllm_version": getattr(self._vllm, "__version__", None), "tensor_parallel_size": self.gpus,
+                "enable_prefix_caching": True,
+                "gpu_memory_utilization": self.engine_args["gpu_memory_utilization"],
                 **{k: v for k, v in self.engine_args.items() if k in _ENGINE_EXTRA_KEYS}}
+
+    def hardware(self) -> dict[str, Any]:
+        from harness.provenance import gpu_info
+
+        gpu = gpu_info()
+        name = gpu["name"] if isinstance(gpu, dict) else "cuda"
+        return {"backend": self.name, "accelerator": name, "count": self.gpus, "tensor_parallel": self.gpus,
+                "data_parallel": 1}
 
     def _stop_loop(self) -> None:
         if self._loop.is_running():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import List, Optional
 
 import typer
 
@@ -14,50 +14,56 @@ from harness.errors import HarnessError
 LS_KINDS = ("tasks", "rerankers", "first-stages", "backends")
 
 
-def _load_config(path: Optional[Path]) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
-
-    if not path.is_file():
-        raise HarnessError(f"Config file {path} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"Config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HarnessError(f"Config file {path} must be a mapping of option names to values.")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def run(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="bright, bright/biology, r2med, r2med/Biology, tiny, or a BEIR-layout directory."),
-    reranker: Optional[str] = typer.Option(None, "--reranker", "-r", help="none, oracle, reasonrank, rankzephyr, rank1 (see `harness ls rerankers`)."),
-    first_stage: Optional[str] = typer.Option(None, "--first-stage", "-f", help="bm25, bm25-lucene, reasonir, dense:MODEL, reasonir-published, e5-mistral-published, run:PATH_OR_URL. Default: the task's (reasonir-published for BRIGHT, e5-mistral-published for R2MED)."),
+    as_subset: Optional[str] = typer.Option(None, "--as", help="Run a local BEIR-layout directory under a declared subset's protocol, e.g. --as bright/biology (its prompts, passage length and board)."),
+    reranker: Optional[str] = typer.Option(None, "--reranker", "-r", help="none, oracle, reasonrank, rankzephyr, rank1 (see `harness ls rerankers -v`) [default: none]."),
+    first_stage: Optional[str] = typer.Option(None, "--first-stage", "-f", help="bm25, bm25-lucene, reasonir, dense:MODEL, reasonir-published, e5-mistral-published, run:PATH_OR_URL [default: the task's: reasonir-published for BRIGHT, e5-mistral-published for R2MED, bm25 for directories]."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Candidates per query taken from the first stage [default: 100]."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries of each subset (smoke runs); metrics cover those queries."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries of each subset (smoke runs; never graded against claims) [default: all]."),
     results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="Where records are written [default: results]."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options (command-line values win)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options, underscored (window_size: 10), plus reranker_args / backend_args mappings; command-line values win."),
     query_field: Optional[str] = typer.Option(None, "--query-field", help="First-stage query text: original, or a reasoning-expanded field such as gpt4_reason [default: original]. Rerankers always see the original query."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated ir_measures names [default: nDCG@10,nDCG@5,nDCG@1,R@10,R@100,RR@10]."),
-    model: Optional[str] = typer.Option(None, "--model", help="Reranker model: HF id or local checkpoint directory."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="vllm, hf, openai or replay:TRACES.jsonl [default: vllm with a GPU, else hf]."),
-    window_size: Optional[int] = typer.Option(None, "--window-size", help="Listwise window (ReasonRank/RankZephyr default 20)."),
-    step: Optional[int] = typer.Option(None, "--step", help="Listwise step (default 10)."),
-    passage_length: Optional[int] = typer.Option(None, "--passage-length", help="Passage truncation (ReasonRank: 512 tokens; RankZephyr: 300 words)."),
-    reasoning_budget: Optional[int] = typer.Option(None, "--reasoning-budget", help="Reasoning tokens (ReasonRank: 3072, max_tokens = budget + 100)."),
-    prompt_mode: Optional[str] = typer.Option(None, "--prompt-mode", help="ReasonRank prompt mode: rank_GPT_reasoning or rank_GPT_qwen3."),
-    gpus: Optional[int] = typer.Option(None, "--gpus", help="Tensor-parallel GPUs for vLLM [default: 1]."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Extra ir_measures metrics, comma-separated (always computed: nDCG@10,nDCG@5,nDCG@1,R@10,R@100,RR@10)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Reranker model: HF id, local checkpoint directory, or an embedded model (smollm2-135m) [default: the reranker's]."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision of the weights (commit, branch, tag); part of the experiment identity."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer for prompts and truncation, if not the model's own (e.g. with --backend openai)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="vllm, hf, openai or replay:TRACES.jsonl [default: vllm with a GPU and the vllm extra, else hf]."),
+    window_size: Optional[int] = typer.Option(None, "--window-size", help="Listwise window [default: 20]."),
+    step: Optional[int] = typer.Option(None, "--step", help="Listwise step [default: 10]."),
+    passage_length: Optional[int] = typer.Option(None, "--passage-length", help="Passage truncation: ReasonRank tokens [default: the dataset's, 512 for BRIGHT/R2MED], RankZephyr words [default: 300]."),
+    reasoning_budget: Optional[int] = typer.Option(None, "--reasoning-budget", help="ReasonRank reasoning tokens; max_tokens = budget + 100 [default: 3072]."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="New-token limit per call (ReasonRank: budget + 100; Rank1: 8192)."),
+    prompt_mode: Optional[str] = typer.Option(None, "--prompt-mode", help="ReasonRank prompt mode: rank_GPT_reasoning or rank_GPT_qwen3 [default: by known model id]."),
+    context_size: Optional[int] = typer.Option(None, "--context-size", help="RankZephyr prompt + answer budget in tokens [default: 4096]."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature, where the reranker allows it [default: the reference decoding]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (sampled decoding only)."),
+    reranker_arg: Optional[List[str]] = typer.Option(None, "--reranker-arg", help="Any declared reranker option as KEY=VALUE (repeatable; `harness ls rerankers -v` lists them)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", "--tensor-parallel", help="Tensor-parallel GPUs for vLLM [default: 1]."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (with --backend openai)."),
+    served_model: Optional[str] = typer.Option(None, "--served-model", help="Model name the OpenAI-compatible server serves [default: --model]."),
+    request_timeout: Optional[float] = typer.Option(None, "--request-timeout", help="Seconds to wait for one server response [default: 1800]."),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", help="Retries of a transient server failure [default: 6]."),
+    device: Optional[str] = typer.Option(None, "--device", help="hf backend device: cpu, cuda, cuda:1 [default: cuda when available]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Weights dtype: auto, float32, float16, bfloat16 [default: auto on GPU, float32 on CPU]."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="vLLM context length [default: the model's; Rank1 16000]."),
+    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager/--no-enforce-eager", help="vLLM: disable CUDA graphs."),
+    quantization: Optional[str] = typer.Option(None, "--quantization", help="vLLM weights quantization (awq, gptq, fp8…); part of the experiment identity."),
+    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help="vLLM sequences batched at once."),
+    backend_arg: Optional[List[str]] = typer.Option(None, "--backend-arg", help="Any declared engine option as KEY=VALUE (repeatable; `harness ls backends -v`)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Queries in flight at once [default: 64]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the model-call cache."),
     no_server_extensions: bool = typer.Option(False, "--no-server-extensions", help="--backend openai against a strict hosted API: send only standard OpenAI fields (greedy listwise rerankers work; Rank1's token-id log-probs need vllm serve/SGLang)."),
     save_traces: Optional[Path] = typer.Option(None, "--save-traces", help="Write every model call (prompt, response) to this JSONL; replay it with --backend replay:PATH."),
-    bm25_backend: Optional[str] = typer.Option(None, "--bm25-backend", help="BM25 engine: python (default) or pyserini."),
-    run_mode: Optional[str] = typer.Option(None, "--run-mode", help="Reading TREC runs: robust (default) or reference (drop docids with spaces, like ReasonRank)."),
+    bm25_backend: Optional[str] = typer.Option(None, "--bm25-backend", help="BM25 engine: python or pyserini [default: python]."),
+    run_mode: Optional[str] = typer.Option(None, "--run-mode", help="Reading TREC runs: robust or reference (drop docids with spaces, like ReasonRank) [default: robust]."),
+    max_failure_rate: Optional[float] = typer.Option(None, "--max-failure-rate", help="Share of windows/pairs needing a fallback above which the run is degenerate: flagged, kept out of rank groups and claims, exit 1 [default: 0.5]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run a benchmark: task → first-stage candidates → reranker → metrics → record in --results-dir.
+
+    The group directory (results/<group_id>/) is named by the experiment identity only: runs that differ in
+    backend, GPUs, cache, concurrency, traces or metrics update the same record (one cost entry per hardware).
 
     Examples:
 
@@ -67,45 +73,36 @@ def run(
 
       harness run --task bright/economics --reranker reasonrank --backend openai --base-url http://localhost:8000/v1
     """
-    from harness.runner import RunSpec, run_benchmark
-    from rerankers import RerankerOptions
+    from harness.options import parse_key_values
+    from harness.run_options import build_specs, load_config
+    from harness.runner import run_experiment
 
-    cfg = _load_config(config)
-    cli = {k: v for k, v in locals().items() if k not in ("cfg", "config", "RunSpec", "run_benchmark", "RerankerOptions")}
+    given = {k: v for k, v in locals().items() if k not in ("config", "reranker_arg", "backend_arg")
+             and v is not None and not callable(v)}
+    for switch in ("no_cache", "no_server_extensions", "quiet"):  # False means "not given" for these flags
+        if given.get(switch) is False:
+            del given[switch]
+    if isinstance(given.get("results_dir"), Path):
+        given["results_dir"] = str(given["results_dir"])
+    if isinstance(given.get("save_traces"), Path):
+        given["save_traces"] = str(given["save_traces"])
+    values = load_config(config) if config is not None else {}
+    for key in ("reranker_args", "backend_args"):
+        flag = "--" + key[:-1].replace("_", "-")
+        cli = parse_key_values(reranker_arg if key == "reranker_args" else backend_arg, flag)
+        if cli:
+            values[key] = {**dict(values.get(key) or {}), **cli}
+    values.update(given)
+    experiment, execution = build_specs(values, "harness run" if config is None else f"harness run (with {config})")
+    outcome = run_experiment(experiment, execution, argv=sys.argv)
+    if outcome.degenerate:
+        from harness.cli import print_error
 
-    def pick(name: str, default: Any = None) -> Any:
-        value = cli.get(name)
-        if value not in (None, False):
-            return value
-        return cfg.get(name, default)
-
-    unknown = set(cfg) - set(cli)
-    if unknown:
-        raise HarnessError(f"Unknown option(s) in {config}: {', '.join(sorted(unknown))}. See `harness run --help`.")
-    task_name = pick("task")
-    if not task_name:
-        raise HarnessError("No task given: pass --task (e.g. --task tiny, --task bright/biology, --task path/to/beir_dir).")
-    traces = pick("save_traces")
-    options = RerankerOptions(
-        model=pick("model"), backend=pick("backend"), window_size=pick("window_size"), step=pick("step"),
-        passage_length=pick("passage_length"), reasoning_budget=pick("reasoning_budget"), gpus=pick("gpus", 1),
-        base_url=pick("base_url"), concurrency=pick("concurrency", 64), cache=not pick("no_cache", False),
-        save_traces=str(traces) if traces else None,
-        extra=tuple((k, v) for k, v in (("prompt_mode", pick("prompt_mode")),
-                                        ("server_extensions", False if pick("no_server_extensions") else None))
-                    if v is not None),
-    )
-    metric_names = pick("metrics")
-    extra_fs = tuple((k, v) for k, v in (("bm25_backend", pick("bm25_backend")), ("run_mode", pick("run_mode")))
-                     if v is not None)
-    spec = RunSpec(
-        task=str(task_name), reranker=pick("reranker", "none"), first_stage=pick("first_stage"),
-        top_k=int(pick("top_k", 100)), limit=pick("limit"), query_field=pick("query_field", "original"),
-        results_dir=str(pick("results_dir", "results")),
-        **({"metrics": metric_names} if metric_names else {}),
-        reranker_options=options, first_stage_extra=extra_fs,
-    )
-    run_benchmark(spec, show_progress=not quiet, argv=sys.argv)
+        names = ", ".join(o.task for o in outcome.degenerate)
+        print_error(f"the run is degenerate on {names}: most model answers needed a fallback, so the metrics "
+                    "describe the fallback, not the model. Records are kept and flagged degenerate (out of rank "
+                    "groups and claim grading); check the model and backend (see the warnings above).")
+        raise typer.Exit(1)
 
 
 def _read_qrels_file(path: Path) -> dict[str, dict[str, int]]:
@@ -154,6 +151,7 @@ def eval_cmd(
         if len(tasks) != 1:
             raise HarnessError(f"--task {task} has {len(tasks)} subsets; qids repeat across subsets, so score one "
                                f"subset at a time, e.g. --task {tasks[0].name}.")
+        tasks[0].require_judgments()
         judgments, excluded = tasks[0].qrels_all, tasks[0].excluded
     else:
         judgments, excluded = _read_qrels_file(qrels), None
@@ -187,9 +185,12 @@ def eval_cmd(
         console.print(f"[yellow]note:[/] {k}: {v}", highlight=False)
 
 
-def ls(kind: str = typer.Argument("tasks", help="tasks | rerankers | first-stages | backends")) -> None:
-    """List what can be run."""
+def ls(kind: str = typer.Argument("tasks", help="tasks | rerankers | first-stages | backends"),
+       verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every declared option with its "
+                                    "type, default, valid range and the source of the default.")) -> None:
+    """List what can be run (with -v: every option of every reranker and backend)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if kind not in LS_KINDS:
@@ -198,26 +199,51 @@ def ls(kind: str = typer.Argument("tasks", help="tasks | rerankers | first-stage
         close = difflib.get_close_matches(kind, LS_KINDS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise HarnessError(f"Unknown listing {kind!r}.{hint} Use one of: {', '.join(LS_KINDS)}.")
+    console = Console()
     table = Table(show_header=True)
     table.add_column("name")
     table.add_column("description")
     if kind == "tasks":
-        from tasks import TASK_FAMILIES, list_subsets
+        from tasks import TASK_FAMILIES
 
         for name, desc, _ in TASK_FAMILIES.describe():
-            subsets = list_subsets(name)
-            table.add_row(name, desc + (f"\nsubsets: {', '.join(f'{name}/{s}' for s in subsets)}" if subsets else ""))
+            info = TASK_FAMILIES.get(name).info
+            subsets = [s.name for s in info.subsets]
+            line = desc + (f"\nsubsets: {', '.join(f'{name}/{s}' for s in subsets)}" if subsets else "")
+            if info.variants:
+                line += f"\nvariants: {', '.join(f'{name}/{s.name}' for s in info.variants)}"
+            if not info.loadable:
+                line += f"\n(declaration only: --task DIR --as {name}/<subset>)"
+            table.add_row(escape(name), escape(line))
         table.add_row("PATH", "any directory in BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv")
+        console.print(table)
+        return
+    if kind == "rerankers":
+        from rerankers import RERANKERS as registry
+    elif kind == "backends":
+        from harness.backends import BACKENDS as registry
     else:
+        from harness.first_stage import FIRST_STAGES as registry
+    for name, desc, aliases in registry.describe():
+        table.add_row(escape(name + (f" ({', '.join(aliases)})" if aliases else "")), escape(desc))
+    console.print(table)
+    if not verbose or kind == "first-stages":
+        return
+    for name, _, _ in registry.describe():
         if kind == "rerankers":
-            from rerankers import RERANKERS as registry
-        elif kind == "backends":
-            from harness.backends import BACKENDS as registry
+            cls = registry.get(name)
+            options, title = cls.options, f"{name} ({cls.family})"
         else:
-            from harness.first_stage import FIRST_STAGES as registry
-        for name, desc, aliases in registry.describe():
-            table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""), desc)
-    Console().print(table)
+            from harness.backends import backend_options
+
+            options, title = backend_options(name), name
+        rows = options.describe()
+        if not rows:
+            continue
+        detail = Table("option", "type", "default", "valid", "meaning", title=escape(title), title_justify="left")
+        for row in rows:
+            detail.add_row(*(escape(str(cell)) for cell in row))
+        console.print(detail)
 
 
 def doctor() -> None:

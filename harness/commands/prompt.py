@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from harness.errors import HarnessError
 
-_PROMPT_RERANKERS = ("reasonrank", "rankzephyr", "rank1")
-
-
 def prompt(
-    reranker: str = typer.Option(..., "--reranker", "-r", help="reasonrank, rankzephyr or rank1."),
-    model: Optional[str] = typer.Option(None, "--model", help="Tokenizer: HF id or local directory [default: the reranker's model]."),
+    reranker: str = typer.Option(..., "--reranker", "-r", help="A model reranker: reasonrank, rankzephyr, rank1 (see `harness ls rerankers`)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Tokenizer: HF id, local directory or embedded model [default: the reranker's model]."),
     task: str = typer.Option(..., "--task", "-t", help="One task subset (bright/biology, tiny, …) or a BEIR-layout directory."),
+    as_subset: Optional[str] = typer.Option(None, "--as", help="Run a local directory under a declared subset's protocol, e.g. bright/biology."),
     query: str = typer.Option(..., "--query", "-q", help="Query id."),
-    window: int = typer.Option(0, "--window", "-w", help="Window in processing order (0 = first processed = bottom window); for rank1 the candidate index."),
+    window: int = typer.Option(0, "--window", "-w", help="Window in processing order (0 = first processed = bottom window); for pointwise rerankers the candidate index."),
     first_stage: Optional[str] = typer.Option(None, "--first-stage", "-f", help="First-stage spec [default: the task's]."),
-    top_k: int = typer.Option(100, "--top-k", help="Candidates taken from the first stage."),
-    window_size: Optional[int] = typer.Option(None, "--window-size", help="Listwise window [default 20]."),
-    step: Optional[int] = typer.Option(None, "--step", help="Listwise step [default 10]."),
+    top_k: int = typer.Option(100, "--top-k", min=1, help="Candidates taken from the first stage."),
+    window_size: Optional[int] = typer.Option(None, "--window-size", help="Listwise window [default: 20]."),
+    step: Optional[int] = typer.Option(None, "--step", help="Listwise step [default: 10]."),
     passage_length: Optional[int] = typer.Option(None, "--passage-length", help="Passage truncation (tokens for reasonrank, words for rankzephyr)."),
     prompt_mode: Optional[str] = typer.Option(None, "--prompt-mode", help="ReasonRank prompt mode: rank_GPT_reasoning or rank_GPT_qwen3."),
+    reranker_arg: Optional[List[str]] = typer.Option(None, "--reranker-arg", help="Any declared reranker option as KEY=VALUE (repeatable)."),
     query_field: str = typer.Option("original", "--query-field", help="First-stage query text (the reranker always sees the original query)."),
 ) -> None:
     """Print the exact prompt (after the chat template) for one query and window of the first stage's candidates.
@@ -32,13 +31,16 @@ def prompt(
     over the first-stage order (a note on stderr says so).
     """
     from harness.first_stage import FirstStageOptions, build_first_stage
+    from harness.options import parse_key_values
     from harness.types import Candidate, RerankRequest
-    from rerankers import RerankerOptions, build_reranker
+    from rerankers import RERANKERS, build_reranker
     from tasks import resolve_tasks
 
-    if reranker not in _PROMPT_RERANKERS:
-        raise HarnessError(f"`harness prompt` supports {', '.join(_PROMPT_RERANKERS)}; got {reranker!r}.")
-    tasks = resolve_tasks(task)
+    cls = RERANKERS.get(reranker)
+    if not cls.needs_model:
+        raise HarnessError(f"Reranker {reranker!r} sends no prompt to a model; `harness prompt` needs a model "
+                           "reranker (see `harness ls rerankers`).")
+    tasks = resolve_tasks(task, as_subset)
     if len(tasks) != 1:
         raise HarnessError(f"Task {task!r} has {len(tasks)} subsets; name one, e.g. {tasks[0].name}.")
     the_task = tasks[0]
@@ -54,12 +56,12 @@ def prompt(
     texts = the_task.docs(d for d, _ in ranked)
     request = RerankRequest(query, queries[query],
                             tuple(Candidate(d, texts[d], s) for d, s in ranked if d in texts))
-    extra = (("prompt_mode", prompt_mode),) if prompt_mode else ()
-    options = RerankerOptions(model=model, window_size=window_size, step=step, passage_length=passage_length,
-                              extra=extra)
-    instance = build_reranker(reranker, options)
-    label, text = instance.preview_prompt(request, window, the_task.name)
-    if window > 0 and reranker != "rank1":
+    settings = {k: v for k, v in (("model", model), ("window_size", window_size), ("step", step),
+                                  ("passage_length", passage_length), ("prompt_mode", prompt_mode)) if v is not None}
+    settings.update(parse_key_values(reranker_arg, "--reranker-arg"))
+    instance = build_reranker(reranker, settings)
+    label, text = instance.preview_prompt(request, window, the_task.protocol)
+    if window > 0 and instance.family == "listwise":
         print(f"note: {label} shown over the first-stage order; in a run its passages depend on the answers for "
               f"windows 0..{window - 1}.", file=sys.stderr)
     print(f"{the_task.name} query {query}, {label}", file=sys.stderr)

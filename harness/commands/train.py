@@ -82,7 +82,7 @@ def convert(
 
     tok = None
     if tokenizer:
-        from rerankers._tokenizer import load_tokenizer
+        from harness.models import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
     if to == "sft":

@@ -42,6 +42,11 @@ class FirstStage(ABC):
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
         """Return candidates for every query of ``task`` (a ``tasks.base.Task``)."""
 
+    def identity(self) -> dict[str, Any]:
+        """What determines the candidates, for the experiment identity (a file by its sha256, never its path).
+        ``label`` (optional) is the short name used in group ids."""
+        return {"spec": self.name}
+
 
 def top_k_indices(scores, k: int, positive_only: bool = False):
     """Indices of the k best scores (numpy array), score descending, ties in index (corpus) order — the order of

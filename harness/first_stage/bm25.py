@@ -26,8 +26,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -35,6 +33,7 @@ from typing import Iterable
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.files import TempDir, recover_directory, sha256_file
 from harness.first_stage.analyzer import ANALYZER_VERSION, Analyzer, default_analyzer
 from harness.first_stage.base import (
     FirstStage, FirstStageOptions, FirstStageResult, top_k_indices, unique_corpus,
@@ -257,41 +256,26 @@ def _build_corpus(task, progress_factory) -> _Corpus:
     return _analyze_corpus(docids, texts, report, tick)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _FILES = ("counts.npz", "docids.json", "vocab.json")
 
 
 def _save(corpus: _Corpus, directory: Path, key_info: dict) -> None:
     from scipy import sparse
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with TempDir(directory) as tmp:
         sparse.save_npz(tmp / "counts.npz", corpus.counts, compressed=False)
         (tmp / "docids.json").write_text(json.dumps(corpus.docids, ensure_ascii=False), encoding="utf-8")
         (tmp / "vocab.json").write_text(json.dumps(list(corpus.vocab), ensure_ascii=False), encoding="utf-8")
         manifest = {**key_info, "lengths": corpus.lengths.tolist(), "report": corpus.report,
-                    "sha256": {name: _sha256(tmp / name) for name in _FILES}}
+                    "sha256": {name: sha256_file(tmp / name) for name in _FILES}}
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _load(directory: Path, key_info: dict) -> _Corpus | None:
     """The cached corpus, or None (with a warning) when it is missing, stale or damaged."""
     from scipy import sparse
 
+    recover_directory(directory)
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         return None
@@ -301,7 +285,7 @@ def _load(directory: Path, key_info: dict) -> _Corpus | None:
         if stale:
             raise ValueError(f"stale ({', '.join(stale)} changed)")
         for name in _FILES:
-            if _sha256(directory / name) != manifest["sha256"][name]:
+            if sha256_file(directory / name) != manifest["sha256"][name]:
                 raise ValueError(f"{name} fails its checksum")
         counts = sparse.load_npz(directory / "counts.npz").tocsr()
         docids = json.loads((directory / "docids.json").read_text(encoding="utf-8"))
@@ -370,6 +354,10 @@ class BM25FirstStage(FirstStage):
                 "backend": self.backend,
                 "query_side": "bm25-weighted (gensim LuceneBM25Model)" if self.variant == "bright" else "qtf",
                 "length_encoding": "lucene 1-byte" if self.variant == "lucene" else "exact"}
+
+    def identity(self) -> dict:
+        return {"spec": self.name, "variant": self.variant, "k1": self.k1, "b": self.b, "analyzer": ANALYZER_VERSION,
+                "backend": self.backend}
 
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
         if self.backend == "pyserini":

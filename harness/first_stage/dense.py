@@ -19,14 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import DataNotAvailableError, HarnessError, require
+from harness.files import TempDir, recover_directory, sha256_file
 from harness.first_stage.base import (
     FirstStage, FirstStageOptions, FirstStageResult, top_k_indices, unique_corpus,
 )
@@ -121,6 +119,15 @@ class DenseFirstStage(FirstStage):
             return template.format(task=task.subset.removesuffix("-long"))
         return ""
 
+    def identity(self) -> dict:
+        from harness.models import model_label
+
+        return {"spec": "reasonir" if self.reasonir else "dense", "label": self.name if self.reasonir else
+                f"dense-{model_label(self.model)}", "model": model_label(self.model),
+                "model_revision": self._model_revision() if Path(self.model).is_dir() else None,
+                "query_instruction": self.query_instruction, "doc_instruction": self.doc_instruction,
+                "max_length": self.max_length}
+
     def _model_revision(self) -> str:
         path = Path(self.model)
         if path.is_dir():
@@ -175,6 +182,7 @@ class DenseFirstStage(FirstStage):
 
 
 def _load_embeddings(directory: Path, key_info: dict, n_docs: int) -> np.ndarray | None:
+    recover_directory(directory)
     manifest = directory / "manifest.json"
     if not manifest.is_file():
         return None
@@ -182,8 +190,7 @@ def _load_embeddings(directory: Path, key_info: dict, n_docs: int) -> np.ndarray
         info = json.loads(manifest.read_text(encoding="utf-8"))
         if info.get("key") != key_info:
             raise ValueError("stale")
-        data = (directory / "embeddings.npy").read_bytes()
-        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+        if sha256_file(directory / "embeddings.npy") != info["sha256"]:
             raise ValueError("embeddings.npy fails its checksum")
         emb = np.load(directory / "embeddings.npy")
         if emb.shape[0] != n_docs:
@@ -195,18 +202,10 @@ def _load_embeddings(directory: Path, key_info: dict, n_docs: int) -> np.ndarray
 
 
 def _save_embeddings(directory: Path, key_info: dict, emb: np.ndarray) -> None:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with TempDir(directory) as tmp:
         np.save(tmp / "embeddings.npy", emb)
-        digest = hashlib.sha256((tmp / "embeddings.npy").read_bytes()).hexdigest()
+        digest = sha256_file(tmp / "embeddings.npy")
         (tmp / "manifest.json").write_text(json.dumps({"key": key_info, "sha256": digest, "shape": emb.shape}))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def from_spec(argument: str | None, options: FirstStageOptions) -> DenseFirstStage:

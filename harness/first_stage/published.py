@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness.download import fetch, quarantine, sha256_file
+from harness.download import fetch, quarantine
+from harness.files import sha256_file
 from harness.errors import HarnessError
 from harness.first_stage.base import FirstStage, FirstStageOptions, FirstStageResult
 from harness.first_stage.run_file import load_candidates, run_mode
@@ -88,6 +90,10 @@ class PublishedRun(FirstStage):
         self.family = family
         self.name = family.spec
         self.mode = mode
+
+    def identity(self) -> dict[str, Any]:
+        return {"spec": self.family.spec, "commit": COMMIT, "file": self.family.file, "mode": self.mode,
+                "sha256": None}
 
     def _key(self, task) -> str:
         if task.benchmark != self.family.benchmark:

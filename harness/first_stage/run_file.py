@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.download import fetch, sha256_file
+from harness.download import fetch
+from harness.files import sha256_file
 from harness.errors import HarnessError
 from harness.first_stage.base import FirstStage, FirstStageOptions, FirstStageResult
 from harness.trec import MODES, evaluation_order, read_run
@@ -138,6 +138,11 @@ class RunFileFirstStage(FirstStage):
         if not _is_url(location) and not Path(location).expanduser().is_file():
             raise HarnessError(f"Run file {location} does not exist (--first-stage run:PATH_OR_URL).")
 
+    def identity(self) -> dict[str, Any]:
+        path = self.local_path()
+        return {"spec": "run", "label": f"run:{path.name}", "file": path.name, "sha256": sha256_file(path),
+                "mode": self.mode}
+
     def local_path(self) -> Path:
         if not _is_url(self.location):
             return Path(self.location).expanduser()
@@ -149,6 +154,7 @@ class RunFileFirstStage(FirstStage):
 
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
         path = self.local_path()
-        source = self.location if _is_url(self.location) else str(Path(os.path.abspath(path)))
+        # records name a local file by its name and sha256, never by a machine path
+        source = self.location if _is_url(self.location) else path.name
         return load_candidates(path, task, options, source=source, mode=self.mode,
-                               params={"location": self.location})
+                               params={"location": self.location if _is_url(self.location) else path.name})
