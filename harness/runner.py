@@ -188,11 +188,13 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
                 outcome = _run_subset(experiment, execution, identity, group, task, first_stage, fs_spec, fs_options,
                                       reranker, group_dir, progress, argv, say)
                 counts = outcome.record.counts
-                cost = _current_cost(outcome.record)
-                spq = "—" if cost is None or cost.seconds_per_query is None else f"{cost.seconds_per_query:.3f}"
-                say(f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}  parse failures "
-                    f"{counts.parse_failures}/{counts.windows + counts.pairs or counts.queries}  s/query {spq}  "
-                    f"({outcome.directory})")
+                line = f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}"
+                if reranker.needs_model:
+                    cost = _current_cost(outcome.record)
+                    spq = "—" if cost is None or cost.seconds_per_query is None else f"{cost.seconds_per_query:.3f}"
+                    line += (f"  parse failures {counts.parse_failures}/{counts.windows + counts.pairs}"
+                             f"  s/query {spq}")
+                say(f"{line}  ({outcome.directory})")
                 outcomes.append(outcome)
             _write_aggregate(identity, group, group_dir, tasks, started, argv, reranker, fs_spec, say)
     finally:

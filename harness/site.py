@@ -34,15 +34,18 @@ _SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*[bB](?![A-Za-z])")
 
 
 def templates_dir() -> Path:
-    """``$HARNESS_SITE_TEMPLATES`` or the repository's ``site/`` directory (next to the ``harness`` package)."""
+    """``$HARNESS_SITE_TEMPLATES``, else the repository's ``site/`` directory in a source checkout, else the copy
+    installed with the wheel (``harness/_site``)."""
     override = os.environ.get(SITE_ENV)
-    path = Path(override).expanduser() if override else Path(__file__).resolve().parent.parent / "site"
-    if not (path / "templates").is_dir() or not (path / "static").is_dir():
-        raise HarnessError(
-            f"Site templates not found in {path} (expected templates/ and static/ there). Run from a source checkout "
-            f"or set {SITE_ENV} to the repository's site/ directory."
-        )
-    return path
+    here = Path(__file__).resolve().parent
+    candidates = [Path(override).expanduser()] if override else [here.parent / "site", here / "_site"]
+    for path in candidates:
+        if (path / "templates").is_dir() and (path / "static").is_dir():
+            return path
+    raise HarnessError(
+        f"Site templates not found in {candidates[0]} (expected templates/ and static/ there). Set {SITE_ENV} to a "
+        "directory with the harness's site/ templates, or reinstall the harness."
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------

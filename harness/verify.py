@@ -358,7 +358,14 @@ def verify(claims: Iterable[Claim], results_dir: str | os.PathLike, *, strict: b
     return [verify_claim(c, groups) for c in claims]
 
 
-SHIPPED_CLAIMS_DIR = Path(__file__).resolve().parent.parent / "results" / "expected"
+def _shipped_claims_dir() -> Path:
+    """The claims of a source checkout (results/expected), else the copy installed with the wheel."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "results" / "expected"
+    return checkout if checkout.is_dir() else here / "_claims"
+
+
+SHIPPED_CLAIMS_DIR = _shipped_claims_dir()
 
 
 def default_claims_dir(results_dir: str | os.PathLike) -> Path:

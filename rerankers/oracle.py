@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from harness.errors import HarnessError
 from harness.types import RerankResult
+from harness.options import OptionSet
 from rerankers.base import Reranker, RerankContext
 
 
 class OracleReranker(Reranker):
     name = "oracle"
+    options = OptionSet("reranker oracle", [])
 
     def rerank(self, requests, context: RerankContext):
         if context.qrels is None:
