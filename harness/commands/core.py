@@ -233,17 +233,22 @@ def ls(kind: str = typer.Argument("tasks", help="tasks | rerankers | first-stage
         if kind == "rerankers":
             cls = registry.get(name)
             options, title = cls.options, f"{name} ({cls.family})"
+            defaults = {"model": getattr(cls, "default_model", None)}
         else:
             from harness.backends import backend_options
 
-            options, title = backend_options(name), name
+            options, title, defaults = backend_options(name), f"backend {name}", {}
         rows = options.describe()
         if not rows:
             continue
-        detail = Table("option", "type", "default", "valid", "meaning", title=escape(title), title_justify="left")
-        for row in rows:
-            detail.add_row(*(escape(str(cell)) for cell in row))
-        console.print(detail)
+        console.print(f"\n{escape(title)}", style="bold", highlight=False)
+        for option, kind_name, default, valid, meaning in rows:
+            if defaults.get(option):
+                default = repr(defaults[option])
+            elif default.startswith("per dataset"):
+                default = "—"
+            console.print(escape(f"  {option} ({kind_name}; default {default}; {valid}): {meaning}"),
+                          highlight=False, soft_wrap=True)
 
 
 def doctor() -> None:
