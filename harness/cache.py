@@ -97,16 +97,40 @@ class CallCache:
 
             directory = cache_dir("llm")
         self.directory = Path(directory).expanduser()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HarnessError(f"Cannot create the model-call cache directory {self.directory} ({exc}). "
-                               "Set HARNESS_CACHE_DIR to a writable directory or use --no-cache.") from exc
         self.path = self.directory / DB_NAME
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.corrupt_entries = 0
+        self.read_only = False
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"Cannot create the model-call cache directory {self.directory} ({exc.strerror or exc})."
+                               " Set HARNESS_CACHE_DIR to a writable directory or use --no-cache.") from exc
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            self._open_read_only()
+            return
         self._open()
+
+    def _open_read_only(self) -> None:
+        """A cache directory the user cannot write: serve what it holds, store nothing (with a warning)."""
+        self.read_only = True
+        message = (f"The model-call cache {self.directory} is read-only: finished calls are served from it, new calls "
+                   "are not stored (a killed run will not resume). Set HARNESS_CACHE_DIR to a writable directory to "
+                   "cache them.")
+        warnings.warn(message, stacklevel=3)
+        log.warning(message)
+        if not self.path.is_file():
+            return
+        try:
+            # immutable: nothing writes a directory nobody can write to, so SQLite needs no lock or -shm file
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True,
+                                         check_same_thread=False, isolation_level=None)
+            self._conn.execute("SELECT count(*) FROM calls WHERE key = ''").fetchone()
+        except sqlite3.DatabaseError as exc:
+            warnings.warn(f"The read-only model-call cache {self.path} cannot be read ({exc}); not using it.",
+                          CacheCorruptionWarning, stacklevel=3)
+            self._conn = None
 
     # -- connection handling -------------------------------------------------------------------------------------
 
@@ -161,6 +185,11 @@ class CallCache:
                     src.unlink(missing_ok=True)
 
     def _execute(self, sql: str, args: tuple = ()) -> list[tuple]:
+        if self.read_only:
+            if self._conn is None or not sql.lstrip().upper().startswith("SELECT"):
+                return []
+            with self._lock:
+                return self._conn.execute(sql, args).fetchall()
         with self._lock:
             try:
                 return self._conn.execute(sql, args).fetchall()
@@ -200,7 +229,8 @@ class CallCache:
                       (key, model_key, value, _checksum(key, value), time.time()))
 
     def __len__(self) -> int:
-        return int(self._execute("SELECT count(*) FROM calls")[0][0])
+        rows = self._execute("SELECT count(*) FROM calls")
+        return int(rows[0][0]) if rows else 0
 
     def close(self) -> None:
         with self._lock:

@@ -32,6 +32,18 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def _click():
+    """The click that typer uses (recent typer versions vendor their own copy as ``typer._click``)."""
+    try:
+        from typer import _click as vendored
+
+        return vendored
+    except ImportError:  # older typer: the click package itself
+        import click
+
+        return click
+
+
 def print_error(message: str) -> None:
     from rich.console import Console
     from rich.text import Text
@@ -40,21 +52,20 @@ def print_error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import click
-
+    click = _click()
     try:
-        code = app(args=argv, standalone_mode=False)  # click returns the code of a typer.Exit here
+        code = app(args=argv, standalone_mode=False, prog_name="harness")  # returns a typer.Exit code
     except SystemExit:
         raise
     except HarnessError as exc:
         print_error(str(exc))
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # usage errors: bad flag, bad value for a typed flag
         exc.show()
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         print("interrupted: finished subsets are kept (nothing is half-written); run the same command again to "
               "resume — finished model calls come from the cache.", file=sys.stderr)
         sys.exit(130)

@@ -39,11 +39,11 @@ class Option:
         if self.choices:
             return "one of " + ", ".join(str(c) for c in self.choices)
         if self.minimum is not None and self.maximum is not None:
-            return f"{self.minimum:g}..{self.maximum:g}"
+            return f"{_number(self.minimum)}..{_number(self.maximum)}"
         if self.minimum is not None:
-            return f"≥ {self.minimum:g}"
+            return f"≥ {_number(self.minimum)}"
         if self.maximum is not None:
-            return f"≤ {self.maximum:g}"
+            return f"≤ {_number(self.maximum)}"
         return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(self.type, "")
 
     def convert(self, value: Any, where: str) -> Any:
@@ -67,6 +67,10 @@ class Option:
 
 
 _INVALID = object()
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def _coerce(value: Any, kind: type) -> Any:

@@ -28,6 +28,10 @@ from harness.spec import IDENTITY_VERSION, ExecutionSpec, ExperimentSpec, canoni
 from harness.types import Candidate, RerankRequest, RerankResult
 
 WARN_FAILURE_RATE = 0.1  # above this share of failed windows/pairs a run prints a warning
+# first-stage report counters worth a console note (the others, e.g. beyond_top_k, are the normal cut)
+_FIRST_STAGE_QUIRKS = ("malformed_lines", "malformed_entries", "duplicate_docids", "docids_with_spaces",
+                       "dropped_lines", "unknown_queries", "missing_queries", "not_in_corpus", "empty_queries",
+                       "empty_documents")
 
 
 @dataclass
@@ -75,7 +79,9 @@ class _Progress:
     def task(self, description: str, total: int | None) -> Callable[[int], None]:
         if self._progress is None:
             return lambda n=1: None
-        task_id = self._progress.add_task(description, total=total)
+        from rich.markup import escape
+
+        task_id = self._progress.add_task(escape(description), total=total)
         return lambda n=1: self._progress.advance(task_id, n)
 
     def log(self, message: str) -> None:
@@ -181,6 +187,7 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
     group_dir = results_root / group
     started = utc_now()
     outcomes: list[SubsetOutcome] = []
+    say: Callable[[str], None] = log or (lambda message: None)
     try:
         with _Progress(execution.progress) as progress:
             say = log or progress.log
@@ -197,6 +204,11 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
                 say(f"{line}  ({outcome.directory})")
                 outcomes.append(outcome)
             _write_aggregate(identity, group, group_dir, tasks, started, argv, reranker, fs_spec, say)
+    except KeyboardInterrupt:
+        done = ", ".join(o.task for o in outcomes) or "none"
+        say(f"interrupted: finished subsets kept in {group_dir}: {done}. Run the same command again to resume "
+            "(finished model calls come from the cache).")
+        raise
     finally:
         reranker.close()
     return RunOutcome(group, group_dir, identity, outcomes)
@@ -235,6 +247,10 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
     tick = progress.task(f"{task.name}: first stage {fs_spec}", total=None)
     first = first_stage.retrieve(task, fs_options)
     tick(1)
+    for name in _FIRST_STAGE_QUIRKS:
+        if first.report.get(name):
+            say(f"note: {task.name}: first stage {name.replace('_', ' ')}: {first.report[name]} (counted in the "
+                "record's first_stage.report)")
 
     queries = task.queries()
     qids = [q for q in queries if q in first.run]
@@ -303,6 +319,7 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
             "could not be parsed.")
     quirks = Counter(task.quirks)
     quirks.update(context.info.get("quirks", {}))
+    quirks.update(_replay_quirks(reranker))
     for name, count in sorted(quirks.items()):
         if count:
             say(f"note: {task.name}: {name.replace('_', ' ')}: {count}")
@@ -354,6 +371,9 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
         files=None,  # filled by the writer
         sha256={},
     )
+    if record.execution.retries or record.execution.timeouts:
+        say(f"note: {task.name}: {record.execution.retries} request(s) retried after a transient server failure "
+            f"({record.execution.timeouts} timed out); see execution.retries in the record.")
     if now_hardware.backend == "replay" and record.execution.replay_checked is False:
         say(f"note: {task.name}: the traces carry no model or sampling parameters; replayed on the prompt alone "
             "(the record says so).")
@@ -361,6 +381,14 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
     directory, status = write_subset_record(group_dir / task.subset, record, run, tag=slug(experiment.reranker),
                                             per_query=per_query, traces=traces, log=say)
     return SubsetOutcome(task.name, directory, evaluation.means, record, status)
+
+
+def _replay_quirks(reranker) -> dict[str, int]:
+    from harness.backends.replay import ReplayBackend
+    from harness.llm import find_wrapper
+
+    replay = find_wrapper(getattr(reranker, "_backend", None), ReplayBackend)
+    return dict(replay.report) if replay is not None else {}
 
 
 def _finish_traces(reranker) -> Path | None:

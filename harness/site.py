@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError
+from harness.files import TempDir
 from harness.schema import to_dict
 from harness.verify import (
     ClaimResult, RunGroup, benchmark_subsets, collect_groups, default_claims_dir, load_claims, verify_claim,
@@ -26,6 +27,7 @@ from harness.verify import (
 
 PRIMARY = "nDCG@10"
 SITE_ENV = "HARNESS_SITE_TEMPLATES"
+SITE_MARKER = ".harness-site"
 MAX_DOCS = 20  # documents shown per query in the explorer
 MAX_CALLS = 20  # model calls (reasoning traces) shown per query
 MAX_TRACE_CHARS = 8000
@@ -410,7 +412,7 @@ def _environment(site: Path):
 
 
 def build(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task_data: TaskData | None = None,
-          n_resamples: int = 10_000) -> Path:
+          n_resamples: int = 10_000, strict: bool = True, warn: Callable[[str], None] | None = None) -> Path:
     """Render the site for the records in ``results_dir`` into ``out_dir``; returns the path of index.html.
 
     ``task_data`` (optional, e.g. ``task_data_loader()``) adds query texts and gold marks to the query explorer when
@@ -422,7 +424,8 @@ def build(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task_da
                            "with --results.")
     site = templates_dir()
     env = _environment(site)
-    groups = collect_groups(results)
+    on_error = (lambda path, exc: warn(f"skipping {exc}")) if warn else None
+    groups = collect_groups(results, strict=strict, on_error=on_error)
     claims_dir = default_claims_dir(results)
     claims = load_claims([claims_dir]) if claims_dir.is_dir() else []
     claim_results = [verify_claim(c, groups) for c in claims]
@@ -441,15 +444,29 @@ def build(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task_da
     boards = [_board(b, gs, by_group, n_resamples)
               for b, gs in sorted(benchmarks.items(), key=lambda kv: (order(kv[0]), kv[0]))]
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    static_out = out / "static"
-    if static_out.exists():
-        shutil.rmtree(static_out)
-    shutil.copytree(site / "static", static_out)
+    final = Path(out_dir)
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / SITE_MARKER).is_file())):
+        raise HarnessError(f"--out {final} exists and is not a site built by the harness; it would be replaced "
+                           "entirely. Pass a new or empty directory.")
+    try:
+        staging = TempDir(final)
+        out = staging.__enter__()
+    except OSError as exc:
+        raise HarnessError(f"Cannot write the site to {final} ({exc.strerror or exc}). Pass a writable --out "
+                           "directory.") from exc
+    try:
+        _render(out, site, env, boards, groups, claim_results, task_data)
+    except BaseException as exc:
+        staging.__exit__(type(exc), exc, None)
+        raise
+    staging.__exit__(None, None, None)  # every page rendered: swap the new site in, nothing stale survives
+    return final / "index.html"
+
+
+def _render(out: Path, site: Path, env, boards, groups, claim_results, task_data) -> None:
+    (out / SITE_MARKER).write_text("built by `harness site build`; replaced whole on every build\n")
+    shutil.copytree(site / "static", out / "static")
     runs_out = out / "runs"
-    if runs_out.exists():
-        shutil.rmtree(runs_out)
 
     nav = [{"href": f"board-{b.slug}.html", "title": b.title} for b in boards]
     nav.append({"href": "claims.html", "title": "Claims"})
@@ -477,7 +494,6 @@ def build(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task_da
                   board=board, subset_links={s: f"{_file_slug(s)}.html" for s in row.group.subsets})
     ranked = sorted(claim_results, key=lambda c: c.grade == "MISSING")  # reproduced claims first, file order kept
     write(out / "claims.html", "claims.html.j2", "", page_title="Published claims", claim_results=ranked)
-    return out / "index.html"
 
 
 def _file_slug(name: str) -> str:

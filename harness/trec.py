@@ -30,8 +30,10 @@ MODES = ("robust", "reference")
 def _lines(source: str | os.PathLike | Iterable[str]) -> Iterable[str]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise HarnessError(f"Run file {path} does not exist.")
+        if not path.is_file():
+            raise HarnessError(f"Run file {path} is not a file (a TREC run: 'qid Q0 docid rank score tag' lines).")
         with path.open("rb") as fh:
             for raw in fh:
                 yield raw.decode("utf-8", errors="replace")
@@ -69,7 +71,7 @@ def read_run(source: str | os.PathLike | Iterable[str], *, mode: str = "robust")
         try:
             score = float(score_text)
             rank = int(float(rank_text))
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", "nan" or "inf" in the rank column
             report["malformed_lines"] += 1
             continue
         if not math.isfinite(score):
@@ -103,13 +105,11 @@ def format_run(run: Run, tag: str) -> str:
 
 def write_run(path: str | os.PathLike, run: Run, tag: str) -> Path:
     """Write a run atomically (temporary file + rename)."""
+    from harness.files import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(format_run(run, tag), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        return atomic_write_text(path, format_run(run, tag))
+    except OSError as exc:
+        raise HarnessError(f"Cannot write the run file {path} ({exc.strerror or exc}). Pass an --output path in a "
+                           "writable directory.") from exc

@@ -353,8 +353,12 @@ def verify_claim(claim: Claim, groups: Iterable[RunGroup]) -> ClaimResult:
                        max(len(comparable) - 1, 0), apart)
 
 
-def verify(claims: Iterable[Claim], results_dir: str | os.PathLike, *, strict: bool = True) -> list[ClaimResult]:
-    groups = collect_groups(results_dir, strict=strict)
+def verify(claims: Iterable[Claim], results_dir: str | os.PathLike, *, strict: bool = True,
+           warn=None) -> list[ClaimResult]:
+    """Grade ``claims``; a record that does not follow the schema stops it (``strict``) or is skipped with
+    ``warn(message)``."""
+    on_error = (lambda path, exc: warn(f"skipping {exc}")) if warn else None
+    groups = collect_groups(results_dir, strict=strict, on_error=on_error)
     return [verify_claim(c, groups) for c in claims]
 
 

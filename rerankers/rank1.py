@@ -134,6 +134,12 @@ class Rank1Reranker(LLMReranker):
         prompt = self.pair_prompt(request.query, candidate.text, protocol)
         label = f"query {request.qid}, doc {candidate.docid}"
         first = await self.generate(GenerationRequest(prompt, self.sampling_params(), label=label))
+        if first.logprobs is None:
+            raise HarnessError(
+                f"The backend returned no log-probs for {label}, although Rank1 asked for the top {TOP_LOGPROBS}: "
+                "Rank1 scores each pair from P(true) and P(false), so without them every pair would score 0.5. Use a "
+                "backend or server that returns log-probs by token id (hf, vllm, or `vllm serve` / SGLang behind "
+                "--backend openai).")
         score = score_from_logprobs(first.logprobs[-1] if first.logprobs else None, *ids)
         if score is not None:
             return score, CallStats.of([first], f"doc {candidate.docid}", "pair")

@@ -31,6 +31,7 @@ from harness.types import Qrels
 from tasks.base import ORIGINAL, InMemoryDocs, Task, TaskFamily
 
 REQUIRED = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
+MAX_GRADE = 2**31 - 1  # trec_eval stores grades as C ints
 
 _BEIR_SETS = ("scifact", "fiqa", "nfcorpus", "fever", "climate-fever", "hotpotqa", "quora", "dbpedia", "nq", "covid",
               "arguana", "touche", "scidocs", "news", "robust04", "signal")
@@ -77,8 +78,9 @@ def parse_grade(text: str, where: str, quirks) -> int:
     except ValueError:
         raise HarnessError(f"{where}: grade {text!r} is not a number. Use integer grades (negative = excluded)."
                            ) from None
-    if not math.isfinite(value):
-        raise HarnessError(f"{where}: grade {text!r} is not a finite number. Use integer grades.")
+    if not math.isfinite(value) or abs(value) > MAX_GRADE:
+        raise HarnessError(f"{where}: grade {text!r} is not a finite number within ±{MAX_GRADE:,}. Use integer "
+                           "grades (negative = excluded).")
     if not value.is_integer():
         quirks["non_integer_grades"] += 1
     return int(value)

@@ -45,6 +45,11 @@ def reasonrank_answer(body: dict[str, Any], hit: int) -> tuple[int, dict[str, An
     return 200, completion(text, prompt_tokens=len(prompt) // 4, completion_tokens=20 + n)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up (timeout tests) must not print a server-side traceback into another test
+
+
 class ScriptedServer:
     def __init__(self, respond: Respond, delay: float = 0.0):
         self.respond = respond
@@ -88,7 +93,7 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"

@@ -140,13 +140,19 @@ def convert_logprobs(choice_logprobs: dict[str, Any] | None, url: str) -> list[d
     """OpenAI completions ``logprobs.top_logprobs`` (keys ``token_id:N``) → list of ``{token_id: logprob}``."""
     if not choice_logprobs:
         return None
+    if not isinstance(choice_logprobs, dict) or not isinstance(choice_logprobs.get("top_logprobs", []), (list, type(None))):
+        raise HarnessError(f"The server at {url} returned malformed log-probs: {str(choice_logprobs)[:200]}")
     top = choice_logprobs.get("top_logprobs")
     if top is None:
         return None
     positions: list[dict[int, float]] = []
     for entry in top:
+        if entry is not None and not isinstance(entry, dict):
+            raise HarnessError(f"The server at {url} returned malformed top log-probs: {str(entry)[:200]}")
         converted: dict[int, float] = {}
         for token, logprob in (entry or {}).items():
+            if logprob is not None and (isinstance(logprob, bool) or not isinstance(logprob, (int, float))):
+                raise HarnessError(f"The server at {url} returned a log-prob that is not a number: {logprob!r}")
             if not token.startswith(_TOKEN_ID_PREFIX):
                 raise HarnessError(
                     f"The server at {url} returned log-probs keyed by token text ({token!r}) instead of "
@@ -276,23 +282,27 @@ class OpenAIBackend(Backend):
         raise AssertionError("unreachable")
 
     def _to_generation(self, data: dict[str, Any], seconds: float, request: GenerationRequest) -> Generation:
+        what = request.label or "a call"
         try:
             choice = data["choices"][0]
             text = choice["text"]
+            if not isinstance(text, str):
+                raise TypeError(f"text is {type(text).__name__}, not a string")
         except (KeyError, IndexError, TypeError) as exc:
-            raise HarnessError(f"The server at {self.url} returned no completion text for {request.label or 'a call'}"
-                               f": {str(data)[:300]}") from exc
-        usage = data.get("usage") or {}
+            raise HarnessError(f"The server at {self.url} returned no completion text for {what} ({exc}): "
+                               f"{str(data)[:300]}") from exc
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         logprobs = convert_logprobs(choice.get("logprobs"), self.url) if request.params.logprobs is not None else None
-        output_tokens = usage.get("completion_tokens")
-        if output_tokens is None and logprobs is not None:
+        output_tokens = _token_count(usage, "completion_tokens", self.url)
+        if not usage.get("completion_tokens") and logprobs is not None:
             output_tokens = len(logprobs)
+        reason = choice.get("finish_reason")
         return Generation(
             text=text,
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(output_tokens or 0),
+            input_tokens=_token_count(usage, "prompt_tokens", self.url),
+            output_tokens=output_tokens,
             seconds=seconds,
-            finish_reason=choice.get("finish_reason") or "stop",
+            finish_reason=reason if isinstance(reason, str) and reason else "stop",
             logprobs=logprobs,
             extra={"usage_reported": bool(usage)},
         )

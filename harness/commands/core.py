@@ -105,7 +105,9 @@ def run(
         raise typer.Exit(1)
 
 
-def _read_qrels_file(path: Path) -> dict[str, dict[str, int]]:
+def _read_qrels_file(path: Path, quirks) -> dict[str, dict[str, int]]:
+    from tasks.beir import add_judgment, parse_grade
+
     if not path.is_file():
         raise HarnessError(f"Qrels file {path} does not exist.")
     qrels: dict[str, dict[str, int]] = {}
@@ -121,11 +123,11 @@ def _read_qrels_file(path: Path) -> dict[str, dict[str, int]]:
             elif len(parts) == 3:
                 qid, docid, grade = parts
             else:
-                raise HarnessError(f"{path}:{lineno}: expected 'qid 0 docid grade' (TREC) or 'qid<TAB>docid<TAB>grade' (BEIR).")
-            try:
-                qrels.setdefault(qid, {})[docid] = int(float(grade))
-            except ValueError as exc:
-                raise HarnessError(f"{path}:{lineno}: grade {grade!r} is not an integer.") from exc
+                raise HarnessError(f"{path}:{lineno}: expected 'qid 0 docid grade' (TREC) or 'qid<TAB>docid<TAB>grade' "
+                                   f"(BEIR), got {len(parts)} fields.")
+            add_judgment(qrels, qid, docid, parse_grade(grade, f"{path}:{lineno}", quirks), quirks)
+    if not any(g >= 0 for docs in qrels.values() for g in docs.values()):
+        raise HarnessError(f"Qrels file {path} has no judgment with a grade ≥ 0; every metric would be 0.")
     return qrels
 
 
@@ -141,9 +143,12 @@ def eval_cmd(
     from harness.metrics import evaluate, parse_metrics
     from harness.trec import read_run
 
+    from collections import Counter
+
     if (task is None) == (qrels is None):
         raise HarnessError("Pass exactly one of --task or --qrels.")
     names = parse_metrics(metrics)
+    quirks: Counter = Counter()
     if task is not None:
         from tasks import resolve_tasks
 
@@ -154,35 +159,39 @@ def eval_cmd(
         tasks[0].require_judgments()
         judgments, excluded = tasks[0].qrels_all, tasks[0].excluded
     else:
-        judgments, excluded = _read_qrels_file(qrels), None
+        judgments, excluded = _read_qrels_file(qrels, quirks), None
     run, report = read_run(run_file)
     if not run:
         raise HarnessError(f"Run file {run_file} contains no valid lines.")
     if not set(run) & set(judgments):
         raise HarnessError(f"Run {run_file} shares no query id with the qrels: is it a run for a different task?")
     result = evaluate(run, judgments, names, excluded=excluded)
-    if as_json:
-        typer.echo(json.dumps(result.means))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{run_file} ({result.judged_queries} judged queries)")
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    for name, value in result.means.items():
-        table.add_row(name, f"{value:.4f}")
-    console = Console()
-    console.print(table)
     notes = dict(report)
+    notes.update({f"qrels {k}": v for k, v in quirks.items() if v})
     if result.missing_queries:
         notes["judged queries missing from the run (scored 0)"] = len(result.missing_queries)
     if result.excluded_removed:
         notes["excluded docs removed"] = result.excluded_removed
     if result.unjudged_run_queries:
         notes["run queries without judgments (ignored)"] = result.unjudged_run_queries
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    if as_json:  # stdout stays one JSON object; what was tolerated is said on stderr
+        typer.echo(json.dumps(result.means))
+        for k, v in notes.items():
+            typer.echo(f"note: {k}: {v}", err=True)
+        return
+    table = Table(title=escape(f"{run_file} ({result.judged_queries} judged queries)"))
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    for name, value in result.means.items():
+        table.add_row(name, f"{value:.4f}")
+    console = Console()
+    console.print(table)
     for k, v in notes.items():
-        console.print(f"[yellow]note:[/] {k}: {v}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(str(k))}: {v}", highlight=False)
 
 
 def ls(kind: str = typer.Argument("tasks", help="tasks | rerankers | first-stages | backends"),
@@ -266,7 +275,7 @@ def doctor() -> None:
     from harness.paths import ENV_CACHE, ENV_FIRST_STAGE_DIR, cache_dir
     from harness.provenance import gpu_info, package_versions
 
-    console = Console()
+    console = Console(markup=False)  # paths and versions print as they are
     console.print(f"harness {harness.__version__} · Python {platform.python_version()} · {platform.platform()}")
     extras = {
         "hf": ("torch", "transformers"),

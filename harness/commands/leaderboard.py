@@ -14,15 +14,20 @@ def site_build(
     task_data: bool = typer.Option(False, "--task-data", help="Show query texts and gold marks in the query "
                                    "explorer, read from locally available task data (queries and qrels)."),
     resamples: int = typer.Option(10_000, "--resamples", help="Resamples of the significance tests and "
-                                  "bootstrap intervals."),
+                                  "bootstrap intervals (100 to 1,000,000)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first record that does not follow the "
+                                "schema (default: skip it with a warning naming it)."),
 ) -> None:
     """Generate the static leaderboard from run records (deployable as-is, e.g. to GitHub Pages).
 
     Example: harness site build --results results --out _site
     """
+    from harness.options import Option
     from harness.site import build, task_data_loader
 
-    index = build(results, out, task_data=task_data_loader() if task_data else None, n_resamples=resamples)
+    Option("resamples", int, minimum=100, maximum=1_000_000).convert(resamples, "harness site build")
+    index = build(results, out, task_data=task_data_loader() if task_data else None, n_resamples=resamples,
+                  strict=strict, warn=lambda message: typer.echo(f"warning: {message}", err=True))
     typer.echo(f"site written to {index.parent} (open {index})")
 
 
@@ -33,6 +38,8 @@ def verify(
     fail_on_missing: bool = typer.Option(False, "--fail-on-missing", help="Also exit non-zero when a claim has "
                                          "no matching record."),
     hide_missing: bool = typer.Option(False, "--hide-missing", help="Do not list claims without a matching record."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first record that does not follow the "
+                                "schema (default: skip it with a warning naming it)."),
 ) -> None:
     """Grade run records against published claims: OK / OKish / FAIL per subset; exits 1 on FAIL.
 
@@ -41,7 +48,8 @@ def verify(
     from harness import verify as _verify
 
     paths = list(claims) if claims else [_verify.default_claims_dir(results)]
-    outcome = _verify.verify(_verify.load_claims(paths), results)
+    outcome = _verify.verify(_verify.load_claims(paths), results, strict=strict,
+                             warn=lambda message: typer.echo(f"warning: {message}", err=True))
     typer.echo(_verify.render_report(outcome, show_missing=not hide_missing))
     raise typer.Exit(_verify.exit_code(outcome, fail_on_missing=fail_on_missing))
 

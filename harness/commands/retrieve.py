@@ -24,6 +24,9 @@ def retrieve(
     from harness.trec import write_run
     from tasks import resolve_tasks
 
+    from harness.run_options import RUN_OPTIONS
+
+    RUN_OPTIONS.options["top_k"].convert(top_k, "harness retrieve")
     tasks = resolve_tasks(task)
     extra = (("bm25_backend", bm25_backend),) if bm25_backend else ()
     options = FirstStageOptions(top_k=top_k, query_field=query_field, extra=extra)

@@ -305,12 +305,20 @@ def load_or_build_corpus(task, cache_root: Path | None = None, progress_factory=
     fingerprint = task.corpus_fingerprint()
     key_info = {"corpus_sha256": fingerprint, "analyzer": ANALYZER_VERSION}
     key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:24]
-    directory = (cache_root or cache_dir("bm25")) / key
+    try:
+        directory = (cache_root or cache_dir("bm25")) / key
+    except HarnessError as exc:  # no cache directory can be made: index in memory only
+        log.warning("%s", exc)
+        return _build_corpus(task, progress_factory), False
     corpus = _load(directory, key_info)
     if corpus is not None:
         return corpus, True
     corpus = _build_corpus(task, progress_factory)
-    _save(corpus, directory, key_info)
+    try:
+        _save(corpus, directory, key_info)
+    except OSError as exc:  # a read-only or full cache: the run goes on, the index is rebuilt next time
+        log.warning("BM25 index not cached: %s is not writable (%s). Set HARNESS_CACHE_DIR to a writable directory "
+                    "to keep it.", directory.parent, exc.strerror or exc)
     return corpus, False
 
 
@@ -321,7 +329,9 @@ def _progress_factory():
 
         progress = Progress(console=Console(stderr=True), transient=True)
         progress.start()
-        task_id = progress.add_task(description, total=total)
+        from rich.markup import escape
+
+        task_id = progress.add_task(escape(description), total=total)
         done = [0]
 
         def tick(n: int) -> None:

@@ -148,7 +148,11 @@ class DenseFirstStage(FirstStage):
         if cached is not None:
             return cached, True
         emb = self.encoder.encode(texts, self.doc_instruction, self.batch_size, self.max_length).astype(np.float32)
-        _save_embeddings(directory, key_info, emb)
+        try:
+            _save_embeddings(directory, key_info, emb)
+        except OSError as exc:  # a read-only or full cache: the run goes on, the corpus is re-encoded next time
+            log.warning("Corpus embeddings not cached: %s is not writable (%s). Set HARNESS_CACHE_DIR to a writable "
+                        "directory to keep them.", directory.parent, exc.strerror or exc)
         return emb, False
 
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
