@@ -176,12 +176,14 @@ def prepare(name: str, source: str | os.PathLike | None = None, force: bool = Fa
             quiet = logging.getLogger("transformers")
             level = quiet.level
             quiet.setLevel(logging.ERROR)
+            transformers.utils.logging.disable_progress_bar()
             try:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
                 loaded = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                                            dtype=torch.float32)
             finally:
                 quiet.setLevel(level)
+                transformers.utils.logging.enable_progress_bar()
             fresh = type(loaded)(loaded.config)
             fresh.load_state_dict(loaded.state_dict())
             fresh.generation_config = loaded.generation_config

@@ -123,7 +123,7 @@ def dataset_identity(tasks) -> dict[str, Any]:
     from tasks import TASK_FAMILIES
 
     family = TASK_FAMILIES.get(first.benchmark)
-    pinned = {t.subset: t.pinned_revision for t in family.resolve(None)}
+    pinned = {t.subset: t.pinned_revision for s in family.info.subset_names for t in family.resolve(s)}
     pinned.update({t.subset: t.pinned_revision for t in tasks})
     return {"benchmark": first.benchmark, "version": _sha(pinned), "as": None, "directory": None}
 
@@ -309,14 +309,16 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
     units = [c for r in results for c in r.calls]
     failed = sum(1 for c in units if not c.parsed or c.fallback)
     failure_rate = failed / len(units) if units else 0.0
-    degenerate = bool(units) and (failure_rate >= 1.0 or failure_rate > execution.max_failure_rate)
+    unusable = sum(1 for c in units if c.unusable)
+    unusable_rate = unusable / len(units) if units else 0.0
+    degenerate = bool(units) and (unusable_rate >= 1.0 or unusable_rate > execution.max_failure_rate)
     if degenerate:
-        say(f"warning: {task.name}: {failed} of {len(units)} model answers needed a fallback or could not be parsed "
-            f"({failure_rate:.0%} > --max-failure-rate {execution.max_failure_rate:.0%}); the ranking is mostly the "
+        say(f"warning: {task.name}: {unusable} of {len(units)} model answers decided nothing (no usable ranking or "
+            f"score: {unusable_rate:.0%} > --max-failure-rate {execution.max_failure_rate:.0%}); the ranking is the "
             "fallback's, not the model's. The record is flagged degenerate (kept out of rank groups and claims).")
-    elif failure_rate > WARN_FAILURE_RATE:
-        say(f"warning: {task.name}: {failed} of {len(units)} model answers ({failure_rate:.0%}) needed a fallback or "
-            "could not be parsed.")
+    if failure_rate > WARN_FAILURE_RATE:
+        say(f"warning: {task.name}: {failed} of {len(units)} model answers ({failure_rate:.0%}) could not be parsed "
+            f"cleanly or needed a fallback ({', '.join(f'{k} {v}' for k, v in Counter(c.fallback for c in units if c.fallback).most_common())}).")
     quirks = Counter(task.quirks)
     quirks.update(context.info.get("quirks", {}))
     quirks.update(_replay_quirks(reranker))
@@ -353,7 +355,7 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
             windows=sum(1 for c in units if c.kind in ("window", "comparison")),
             pairs=sum(1 for c in units if c.kind == "pair"),
             parse_failures=sum(1 for c in units if not c.parsed), fallbacks=dict(fallbacks),
-            failure_rate=round(failure_rate, 6), degenerate=degenerate,
+            failure_rate=round(failure_rate, 6), unusable_answers=unusable, degenerate=degenerate,
             missing_queries=len(evaluation.missing_queries), excluded_removed=evaluation.excluded_removed,
             qrels_unknown_queries=task.qrels_unknown_queries, quirks={k: v for k, v in quirks.items() if v}),
         costs=_costs(results, now_hardware, uses_model=reranker.needs_model),

@@ -103,8 +103,10 @@ class Counts:
     fallbacks: dict[str, int] = _doc("which fallback fired, `{name: count}`", default_factory=dict)
     failure_rate: float = _doc("share of windows/pairs with a parse failure or a fallback", check="fraction",
                                default=0.0)
-    degenerate: bool = _doc("the failure rate exceeded `--max-failure-rate`: kept out of rank groups and claim "
-                            "grading", default=False)
+    unusable_answers: int = _doc("windows/pairs whose model answer decided nothing (no valid identifier, no "
+                                 "score): the fallback's order or 0.5 stands", default=0)
+    degenerate: bool = _doc("the share of unusable answers exceeded `--max-failure-rate` (or was 100 %): kept out "
+                            "of rank groups and claim grading", default=False)
     missing_queries: int = _doc("judged queries absent from the run (they score 0)", default=0)
     excluded_removed: int = _doc("excluded documents removed from the run before scoring", default=0)
     qrels_unknown_queries: int = _doc("judgments for query ids the task does not have (dropped, not scored)",

@@ -43,6 +43,7 @@ class CallStats:
     cached_requests: int = 0
     engine_seconds: float | None = 0.0  # Σ engine-time shares of its requests; None when one is unknown
     hardware: dict | None = None  # where its (first) request ran
+    unusable: bool = False  # the model's answer decided nothing (e.g. no valid id: the window kept its order)
 
     @classmethod
     def of(cls, generations, label: str, kind: str, parsed: bool = True, fallback: str | None = None,

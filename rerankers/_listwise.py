@@ -31,6 +31,9 @@ from rerankers._llm import MODEL_OPTIONS, LLMReranker
 from rerankers.base import RerankContext
 
 Window = tuple[int, int]
+# fallbacks after which the window keeps its order: the model's answer decided nothing
+UNUSABLE_FALLBACKS = frozenset({"no_ids_window_unchanged", "int_error_window_unchanged",
+                                "exception_window_unchanged"})
 # (request, the window's current candidates, (start, end)) -> (0-based order over the window, stats of the call)
 WindowFn = Callable[[RerankRequest, Sequence[Candidate], Window], Awaitable[tuple[list[int], CallStats]]]
 
@@ -158,6 +161,7 @@ class ListwiseLLMReranker(LLMReranker):
             order, parsed, fallback = self.read_answer(generation, len(candidates))
             stats = CallStats.of([generation], f"window {start}-{end}", "window", parsed, fallback,
                                  input_tokens=generation.input_tokens or len(self.tokenizer.encode(prompt)))
+            stats.unusable = fallback in UNUSABLE_FALLBACKS
             return order, stats
 
         return await rerank_listwise(requests, one_window, window_size=self.window_size, step=self.step,

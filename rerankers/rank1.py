@@ -148,8 +148,9 @@ class Rank1Reranker(LLMReranker):
             fix_prompt(prompt, first.text), self.fix_params(*ids), label=label + " (fix pass)"))
         score = score_from_logprobs(fixed.logprobs[0] if fixed.logprobs else None, *ids)
         fallback = "score_0.5" if score is None else "fix_pass"
-        return (0.5 if score is None else score), CallStats.of([first, fixed], f"doc {candidate.docid}", "pair",
-                                                               parsed=False, fallback=fallback)
+        stats = CallStats.of([first, fixed], f"doc {candidate.docid}", "pair", parsed=False, fallback=fallback)
+        stats.unusable = score is None  # the fix pass is the authors' own forced verdict: still the model's score
+        return (0.5 if score is None else score), stats
 
     async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext) -> list[RerankResult]:
         ids = verdict_ids(self.tokenizer)

@@ -144,8 +144,12 @@ class ParseOutcome:
 
     @property
     def fallback(self) -> str | None:
-        """What the records count: the extraction fallback, or ``permutation_repaired`` for a matched answer
-        that had duplicates, out-of-range or missing ids; None for a clean answer."""
+        """What the records count: ``no_ids_window_unchanged`` when the answer named no valid identifier (the
+        window keeps its order: the model's answer decided nothing), else the extraction fallback, or
+        ``permutation_repaired`` for a matched answer that had duplicates, out-of-range or missing ids; None for a
+        clean answer."""
+        if self.source == "int_error_window_unchanged" or (self.order and self.missing_appended == len(self.order)):
+            return "no_ids_window_unchanged" if self.source != "int_error_window_unchanged" else self.source
         if self.source != "answer_regex":
             return self.source
         if self.duplicates or self.out_of_range or self.missing_appended:

@@ -15,6 +15,8 @@ TASK_FAMILIES: Registry = Registry("task", cli_hint="see `harness ls tasks`, or 
 TASK_FAMILIES.register("bright", "tasks.bright:FAMILY", "BRIGHT, 12 reasoning-intensive subsets (ir_datasets)")
 TASK_FAMILIES.register("r2med", "tasks.r2med:FAMILY", "R2MED, 8 medical reasoning subsets (Hugging Face)")
 TASK_FAMILIES.register("tiny", "tasks.tiny:FAMILY", "5-query fixture shipped with the package (smoke tests)")
+TASK_FAMILIES.register("pydocs", "tasks.pydocs:FAMILY",
+                       "real-text task from Python standard-library docstrings: train, test, demo (CPU demo)")
 TASK_FAMILIES.register("beir", "tasks.beir:FAMILY", "named BEIR sets (declarations; run a local copy with --as)")
 
 

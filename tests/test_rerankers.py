@@ -303,7 +303,9 @@ def test_end_to_end_reasonrank_hf_on_tiny(tiny_model_dir, tmp_path):
     assert record.reranker.prompt_template_hash.startswith("sha256:")
     counts = record.counts
     assert counts.queries == 5 and counts.model_calls == 5 and counts.parse_failures == 5 and counts.windows == 5
-    assert sum(counts.fallbacks.values()) == 5 and set(counts.fallbacks) <= {"whole_response", "last_answer_tag"}
+    assert sum(counts.fallbacks.values()) == 5 and set(counts.fallbacks) <= {"whole_response", "last_answer_tag",
+                                                                           "no_ids_window_unchanged"}
+    assert counts.unusable_answers == counts.fallbacks.get("no_ids_window_unchanged", 0)
     assert counts.degenerate  # every window fell back: a random model cannot rank
     [cost] = record.costs
     assert cost.output_tokens > 0 and cost.input_tokens > 0 and cost.generation_seconds > 0

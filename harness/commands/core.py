@@ -57,7 +57,7 @@ def run(
     save_traces: Optional[Path] = typer.Option(None, "--save-traces", help="Write every model call (prompt, response) to this JSONL; replay it with --backend replay:PATH."),
     bm25_backend: Optional[str] = typer.Option(None, "--bm25-backend", help="BM25 engine: python or pyserini [default: python]."),
     run_mode: Optional[str] = typer.Option(None, "--run-mode", help="Reading TREC runs: robust or reference (drop docids with spaces, like ReasonRank) [default: robust]."),
-    max_failure_rate: Optional[float] = typer.Option(None, "--max-failure-rate", help="Share of windows/pairs needing a fallback above which the run is degenerate: flagged, kept out of rank groups and claims, exit 1 [default: 0.5]."),
+    max_failure_rate: Optional[float] = typer.Option(None, "--max-failure-rate", help="Share of windows/pairs whose model answer decided nothing (no valid identifier, no score) above which the run is degenerate: flagged, kept out of rank groups and claims, exit 1; always at 100% [default: 0.5]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run a benchmark: task → first-stage candidates → reranker → metrics → record in --results-dir.
@@ -99,7 +99,7 @@ def run(
         from harness.cli import print_error
 
         names = ", ".join(o.task for o in outcome.degenerate)
-        print_error(f"the run is degenerate on {names}: most model answers needed a fallback, so the metrics "
+        print_error(f"the run is degenerate on {names}: most model answers decided nothing, so the metrics "
                     "describe the fallback, not the model. Records are kept and flagged degenerate (out of rank "
                     "groups and claim grading); check the model and backend (see the warnings above).")
         raise typer.Exit(1)
