@@ -76,6 +76,15 @@ class Backend(ABC):
         """Where this backend's calls run, as a ``harness.schema.Hardware`` dict."""
         return {"backend": self.name, "accelerator": "cpu", "count": 0, "tensor_parallel": 1, "data_parallel": 1}
 
+    def capabilities(self) -> frozenset[str]:
+        """What this backend can do (``harness.backends.servers.CAPABILITIES``); local engines can do everything."""
+        from harness.backends.servers import CAPABILITIES
+
+        return frozenset(CAPABILITIES)
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        """The reranker's tokenizer, for backends that need to map token text to ids (no-op by default)."""
+
     def cache_identity(self) -> str:
         """What identifies this backend's answers in the model-call cache besides prompt and parameters: the
         weights for local engines (overridden by remote backends, whose answers depend on the server)."""
@@ -107,6 +116,12 @@ class BackendWrapper(Backend):
 
     def hardware(self) -> dict[str, Any]:
         return self.inner.hardware()
+
+    def capabilities(self) -> frozenset[str]:
+        return self.inner.capabilities()
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        self.inner.bind_tokenizer(tokenizer)
 
     def cache_identity(self) -> str:
         return self.inner.cache_identity()

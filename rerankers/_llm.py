@@ -50,6 +50,8 @@ class LLMReranker(Reranker):
 
     default_model = ""
     needs_model: ClassVar[bool] = True
+    # backend capabilities this reranker cannot work without (harness.backends.servers.CAPABILITIES)
+    required_capabilities: ClassVar[frozenset[str]] = frozenset({"generate"})
     options: ClassVar[OptionSet] = MODEL_OPTIONS
 
     def engine_defaults(self) -> dict[str, dict[str, Any]]:
@@ -77,9 +79,26 @@ class LLMReranker(Reranker):
         if self._backend is None:
             from harness.backends import build_backend
 
-            self._backend = build_backend(self.model, self.execution, revision=self.revision,
-                                          engine_defaults=self.engine_defaults())
+            backend = build_backend(self.model, self.execution, revision=self.revision,
+                                    engine_defaults=self.engine_defaults())
+            missing = sorted(self.required_capabilities_now() - backend.capabilities())
+            if missing:
+                backend.close()
+                from harness.errors import HarnessError
+
+                described = backend.describe()
+                where = described.get("server_profile") or backend.name
+                raise HarnessError(
+                    f"Reranker {self.name} needs {', '.join(missing)}, which the {backend.name} backend "
+                    f"({where}) cannot provide. Use a backend that has it: --backend hf or vllm, or an "
+                    "OpenAI-compatible server whose profile has it (vllm serve, SGLang, llama.cpp).")
+            backend.bind_tokenizer(self.tokenizer)
+            self._backend = backend
         return self._backend
+
+    def required_capabilities_now(self) -> frozenset[str]:
+        """The capabilities this configuration needs (e.g. sampled decoding needs ``sampling``)."""
+        return self.required_capabilities
 
     async def generate(self, request: GenerationRequest) -> Generation:
         return await self.backend.agenerate(request)

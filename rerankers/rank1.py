@@ -84,6 +84,7 @@ class Rank1Reranker(LLMReranker):
     family = "pointwise"
     default_model = DEFAULT_MODEL
     options = OPTIONS
+    required_capabilities = frozenset({"generate", "stop", "logprobs", "allowed_token_ids"})
 
     @property
     def max_tokens(self) -> int:

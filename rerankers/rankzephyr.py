@@ -143,6 +143,7 @@ class RankZephyrReranker(ListwiseLLMReranker):
     name = "rankzephyr"
     default_model = DEFAULT_MODEL
     options = OPTIONS
+    required_capabilities = frozenset({"generate", "min_tokens"})
 
     @property
     def passage_words(self) -> int:

@@ -232,6 +232,10 @@ class ReasonRankReranker(ListwiseLLMReranker):
         self.reasoning_budget = int(self.values["reasoning_budget"])
         self._processed: dict[tuple[bytes, int], str] = {}  # (digest of the raw text, max_length) -> processed
 
+    def required_capabilities_now(self) -> frozenset[str]:
+        sampled = self.sampling_params(self.window_size, {}).temperature > 0
+        return frozenset({"generate", "sampling"} if sampled else {"generate"})
+
     def passage_length_for(self, protocol: Mapping[str, Any]) -> int:
         return int(self.values["passage_length"] or protocol.get("passage_tokens") or DEFAULT_PASSAGE_TOKENS)
 

@@ -51,8 +51,9 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class ScriptedServer:
-    def __init__(self, respond: Respond, delay: float = 0.0):
+    def __init__(self, respond: Respond, delay: float = 0.0, owned_by: str | None = "vllm"):
         self.respond = respond
+        self.owned_by = owned_by  # what GET /v1/models says (None: no such route)
         self.delay = delay
         self.bodies: list[dict[str, Any]] = []
         self.prompt_hits: Counter[str] = Counter()
@@ -66,6 +67,19 @@ class ScriptedServer:
 
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def do_GET(self):
+                if self.path.rstrip("/") == "/v1/models" and server.owned_by is not None:
+                    status, payload = 200, {"object": "list", "data": [{"id": "m", "object": "model",
+                                                                         "owned_by": server.owned_by}]}
+                else:
+                    status, payload = 404, {"error": {"message": f"no route {self.path}"}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))

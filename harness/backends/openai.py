@@ -1,40 +1,52 @@
-"""Any OpenAI-compatible server (``vllm serve``, SGLang, hosted APIs) via ``--base-url``.
+"""Any OpenAI-compatible server (``vllm serve``, SGLang, llama.cpp, ``transformers serve``, hosted APIs) via
+``--base-url``.
 
 Requests go to ``<base-url>/completions`` with the exact prompt string (rerankers apply the chat template
-themselves, so the chat endpoint is never used). Requests are asynchronous and limited to ``--concurrency`` in
-flight, which lets every query advance to its next window as soon as its previous one returns while the server's
-continuous batching stays full.
+themselves, so the chat endpoint is only used by training-data teachers, ``api=chat``). They are asynchronous and
+limited to ``--concurrency`` in flight, so every query advances to its next window as soon as its previous one returns
+while the server's continuous batching stays full.
 
-Sampling parameters beyond the OpenAI schema (``top_k``, ``min_p``, ``min_tokens``, ``repetition_penalty``,
-``allowed_token_ids``, ``skip_special_tokens``, ``include_stop_str_in_output``) are sent as vLLM/SGLang extra
-fields, always explicitly: ``vllm serve`` otherwise fills them from the checkpoint's ``generation_config.json``
-(e.g. a repetition penalty), which the reference runs did not use. Log-probs are requested with
-``return_tokens_as_token_ids`` so they come back keyed ``token_id:N`` and convert to ``{token_id: logprob}``.
+What is sent depends on the server (``harness.backends.servers``): the profile is detected from ``GET /v1/models``
+(``owned_by``) or set with ``--server-profile``; each profile writes every field its server honours explicitly, so the
+server's generation defaults cannot leak in, and declares its capabilities, so a reranker that needs one the server
+lacks (Rank1's token-id log-probs, RankZephyr's ``min_tokens``) stops at start-up with a message naming it. Log-probs
+keyed by token text (llama.cpp) are mapped to token ids with the reranker's tokenizer. A server that does not say who
+it is is treated as vLLM-compatible (the record says the profile was assumed).
 
-Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential backoff (honouring
-``Retry-After``); anything else, or exhausted retries, raises a HarnessError naming the URL.
+Model-call cache: a remote model is whatever the server serves, so answers are keyed by the server — base URL,
+served model and what ``/v1/models`` reports — never by a local tokenizer's fingerprint.
+
+Transient failures (connection errors, timeouts, 408/409/425/429, 502–504, and 500 unless its body is a validation
+error) are retried with exponential backoff (honouring ``Retry-After``), up to ``--max-retries``, each counted;
+anything else, or exhausted retries, raises a HarnessError naming the URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
 from typing import Any
 
+from harness.backends.servers import PROFILES, ServerProfile, cut_at_stop, detect, profile
 from harness.errors import HarnessError
-from harness.llm import Backend, Generation, GenerationRequest, SamplingParams
+from harness.llm import Backend, Generation, GenerationRequest
 from harness.options import Option, OptionSet
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_VALIDATION_WORDS = ("validation", "unexpected", "invalid", "must be", "not supported", "unsupported", "extra")
 _TOKEN_ID_PREFIX = "token_id:"
 
 OPTIONS = OptionSet("backend openai", [
     Option("served_model", str, None, "model name the server serves (default: --model)"),
+    Option("server_profile", str, "auto", "which server it is: what to send and what it can do (auto: from "
+           "GET /v1/models)", choices=("auto",) + PROFILES),
     Option("request_timeout", float, 1800.0, "seconds to wait for one response", minimum=1.0),
     Option("max_retries", int, 6, "retries of a transient failure (connection error, 429, 5xx)", minimum=0),
-    Option("server_extensions", bool, True, "send vLLM/SGLang sampling fields (off for strict hosted APIs)"),
+    Option("server_extensions", bool, True, "off: send only standard OpenAI fields (= --server-profile "
+           "strict-openai)"),
     Option("api_key", str, None, "API key (default: $OPENAI_API_KEY); never written to records"),
     Option("api", str, "completions", "endpoint: completions (the exact prompt string; rerankers) or chat "
            "(the request's chat messages; teachers of `harness train synthesize`)", choices=("completions", "chat")),
@@ -45,7 +57,12 @@ def create(model: str, revision: str | None, execution, engine: dict) -> "OpenAI
     if not execution.base_url:
         raise HarnessError("--backend openai needs the server address: --base-url http://HOST:PORT/v1 "
                            "(e.g. started with `vllm serve MODEL`).")
-    return OpenAIBackend(
+    chosen = engine.get("server_profile") or "auto"
+    if engine.get("server_extensions") is False:
+        if chosen not in ("auto", "strict-openai"):
+            raise HarnessError(f"--no-server-extensions contradicts --server-profile {chosen}; drop one.")
+        chosen = "strict-openai"
+    backend = OpenAIBackend(
         model=model,
         base_url=execution.base_url,
         concurrency=execution.concurrency,
@@ -53,68 +70,20 @@ def create(model: str, revision: str | None, execution, engine: dict) -> "OpenAI
         served_model=engine.get("served_model"),
         max_retries=int(engine.get("max_retries", 6)),
         request_timeout=float(engine.get("request_timeout", 1800.0)),
-        server_extensions=bool(engine.get("server_extensions", True)),
+        server_profile=chosen,
         api=str(engine.get("api", "completions")),
     )
-
-
-_EXTENSION_DEFAULTS = {"top_k": -1, "min_p": 0.0, "min_tokens": 0, "repetition_penalty": 1.0,
-                       "skip_special_tokens": True, "include_stop_str_in_output": False}
+    backend.probe()
+    return backend
 
 
 def request_body(model: str, request: GenerationRequest, server_extensions: bool = True) -> dict[str, Any]:
-    """The JSON body for one completion request.
-
-    With ``server_extensions`` (the default, for ``vllm serve`` / SGLang) every vLLM sampling field is sent
-    explicitly, so the server cannot fill it from the checkpoint's generation_config. Without them (strict hosted
-    OpenAI-style APIs, which reject unknown fields) only standard fields are sent; a request that needs an extension
-    with a non-neutral value, or log-probs by token id (Rank1), is refused with a clear error instead of silently
-    changing the decoding."""
-    p: SamplingParams = request.params
-    body: dict[str, Any] = {
-        "model": model,
-        "prompt": request.prompt,
-        "max_tokens": p.max_tokens,
-        "temperature": p.temperature,
-        "top_p": p.top_p,
-        "n": 1,
-        "stream": False,
-        "echo": False,
-        # vLLM / SGLang extensions
-        "top_k": p.top_k,
-        "min_p": p.min_p,
-        "min_tokens": p.min_tokens,
-        "repetition_penalty": p.repetition_penalty,
-        "skip_special_tokens": p.skip_special_tokens,
-        "include_stop_str_in_output": p.include_stop_str_in_output,
-    }
-    if p.stop:
-        body["stop"] = list(p.stop)
-    if p.seed is not None:
-        body["seed"] = p.seed
-    if p.allowed_token_ids is not None:
-        body["allowed_token_ids"] = list(p.allowed_token_ids)
-    if p.logprobs is not None:
-        body["logprobs"] = p.logprobs
-        body["return_tokens_as_token_ids"] = True
-    if not server_extensions:
-        needed = [k for k, neutral in _EXTENSION_DEFAULTS.items() if body[k] != neutral]
-        needed += [k for k in ("allowed_token_ids", "return_tokens_as_token_ids") if k in body]
-        if needed:
-            raise HarnessError(
-                f"{request.label or 'This request'} needs server extensions ({', '.join(needed)}) that strict "
-                "OpenAI-style APIs do not accept; serve the model with `vllm serve` or SGLang and drop "
-                "--no-server-extensions."
-            )
-        for key in _EXTENSION_DEFAULTS:
-            del body[key]
-    return body
+    """The completions body for a vLLM-compatible server (or, without extensions, a strict OpenAI-style API)."""
+    return profile("vllm" if server_extensions else "strict-openai").body(model, request)
 
 
 def chat_body(model: str, request: GenerationRequest) -> dict[str, Any]:
     """The JSON body of a ``/chat/completions`` request; the request's prompt holds the messages as JSON."""
-    import json
-
     try:
         messages = json.loads(request.prompt)
     except ValueError as exc:
@@ -136,11 +105,13 @@ def _token_count(usage: dict[str, Any], key: str, url: str) -> int:
     return int(value)
 
 
-def convert_logprobs(choice_logprobs: dict[str, Any] | None, url: str) -> list[dict[int, float]] | None:
-    """OpenAI completions ``logprobs.top_logprobs`` (keys ``token_id:N``) → list of ``{token_id: logprob}``."""
+def convert_logprobs(choice_logprobs: dict[str, Any] | None, url: str, token_ids=None) -> list[dict[int, float]] | None:
+    """``logprobs.top_logprobs`` → list of ``{token_id: logprob}``. Keys ``token_id:N`` (vLLM) are read directly;
+    keys that are token text (llama.cpp) need ``token_ids(text) -> id | None`` (the tokenizer)."""
     if not choice_logprobs:
         return None
-    if not isinstance(choice_logprobs, dict) or not isinstance(choice_logprobs.get("top_logprobs", []), (list, type(None))):
+    if not isinstance(choice_logprobs, dict) or not isinstance(choice_logprobs.get("top_logprobs", []),
+                                                               (list, type(None))):
         raise HarnessError(f"The server at {url} returned malformed log-probs: {str(choice_logprobs)[:200]}")
     top = choice_logprobs.get("top_logprobs")
     if top is None:
@@ -153,13 +124,18 @@ def convert_logprobs(choice_logprobs: dict[str, Any] | None, url: str) -> list[d
         for token, logprob in (entry or {}).items():
             if logprob is not None and (isinstance(logprob, bool) or not isinstance(logprob, (int, float))):
                 raise HarnessError(f"The server at {url} returned a log-prob that is not a number: {logprob!r}")
-            if not token.startswith(_TOKEN_ID_PREFIX):
+            value = float(logprob) if logprob is not None else float("-inf")
+            if token.startswith(_TOKEN_ID_PREFIX):
+                converted[int(token[len(_TOKEN_ID_PREFIX):])] = value
+                continue
+            if token_ids is None:
                 raise HarnessError(
                     f"The server at {url} returned log-probs keyed by token text ({token!r}) instead of "
-                    "'token_id:N'. It must support the vLLM option return_tokens_as_token_ids "
-                    "(vllm serve ≥ 0.6); Rank1 scoring needs token ids."
-                )
-            converted[int(token[len(_TOKEN_ID_PREFIX):])] = float(logprob) if logprob is not None else float("-inf")
+                    "'token_id:N'. Choose its profile (--server-profile llama.cpp maps text to ids with the "
+                    "tokenizer) or serve the model with `vllm serve` (return_tokens_as_token_ids).")
+            token_id = token_ids(token)
+            if token_id is not None:
+                converted.setdefault(token_id, value)
         positions.append(converted)
     return positions
 
@@ -179,7 +155,7 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str, base_url: str, concurrency: int = 64, api_key: str | None = None,
                  served_model: str | None = None, max_retries: int = 6, request_timeout: float = 1800.0,
                  retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0, server_extensions: bool = True,
-                 api: str = "completions"):
+                 api: str = "completions", server_profile: str = "auto"):
         if concurrency < 1:
             raise HarnessError(f"--concurrency must be at least 1 (got {concurrency}).")
         self.model_id = model
@@ -194,10 +170,62 @@ class OpenAIBackend(Backend):
         self.request_timeout = request_timeout
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
-        self.server_extensions = server_extensions
+        if not server_extensions:
+            server_profile = "strict-openai"
+        self.profile_name = server_profile if server_profile != "auto" else "vllm"
+        self.profile_source = "option" if server_profile != "auto" else "assumed (not probed)"
+        self.profile: ServerProfile = profile(self.profile_name)
+        self.served_by: dict[str, Any] = {}
+        self.token_ids = None  # text → token id, for servers that key log-probs by text (set by the reranker)
         self.retries = 0  # transient failures retried so far
         self.timeouts = 0  # requests that timed out
         self._state: _LoopState | None = None
+        self._auto = server_profile == "auto"
+
+    @property
+    def server_extensions(self) -> bool:
+        return self.profile_name != "strict-openai"
+
+    def probe(self) -> None:
+        """Ask ``GET /v1/models`` who the server is (profile, model id) — once, before the first request."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = httpx.get(f"{self.base_url}/models", headers=headers, timeout=min(30.0, self.request_timeout))
+            models = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            models = None
+        if isinstance(models, dict) and isinstance(models.get("data"), list) and models["data"]:
+            entry = next((m for m in models["data"] if isinstance(m, dict) and m.get("id") == self.served_model),
+                         models["data"][0])
+            if isinstance(entry, dict):
+                self.served_by = {k: entry[k] for k in ("id", "root", "owned_by") if isinstance(entry.get(k), str)}
+        if self._auto:
+            detected = detect(models)
+            if detected is not None:
+                self.profile_name, self.profile_source = detected, f"detected (owned_by {self.served_by.get('owned_by')!r})"
+            else:
+                self.profile_name = "vllm"
+                self.profile_source = "assumed vLLM-compatible (GET /v1/models did not name the server)"
+            self.profile = profile(self.profile_name)
+        if self.profile_name == "strict-openai":
+            import warnings
+
+            warnings.warn(
+                f"{self.base_url}: strict OpenAI mode sends only standard fields, so the server's own generation "
+                "defaults apply to the rest (e.g. `vllm serve` uses the checkpoint's generation_config, "
+                "repetition_penalty 1.05 for Qwen2.5); prefer --server-profile vllm for such servers.", stacklevel=2)
+
+    def capabilities(self) -> frozenset[str]:
+        return self.profile.capabilities
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        def token_id(text: str) -> int | None:
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            return ids[0] if len(ids) == 1 else None
+
+        self.token_ids = token_id
 
     def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -214,7 +242,7 @@ class OpenAIBackend(Backend):
     async def agenerate(self, request: GenerationRequest) -> Generation:
         state = self._loop_state()
         body = chat_body(self.served_model, request) if self.api == "chat" else \
-            request_body(self.served_model, request, self.server_extensions)
+            self.profile.body(self.served_model, request)
         async with state.semaphore:
             started = time.perf_counter()
             data = await self._post(state.client, body, request.label)
@@ -261,25 +289,37 @@ class OpenAIBackend(Backend):
                         raise HarnessError(f"The server at {self.url} returned a body that is not JSON{what}: "
                                            f"{response.text[:200]!r}") from exc
                 problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code not in _TRANSIENT_STATUS:
-                    hint = ""
-                    if response.status_code == 404:
-                        hint = " Check --base-url (it usually ends in /v1) and --model (the name the server serves)."
-                    elif response.status_code in (401, 403):
-                        hint = " Set OPENAI_API_KEY to a key the server accepts."
-                    elif response.status_code == 400:
-                        hint = " The prompt may exceed the server's context length, or the server rejects a field."
-                    raise HarnessError(f"The server at {self.url} rejected a request{what}: {problem}.{hint}")
+                validation = response.status_code == 500 and any(w in response.text.lower()
+                                                                  for w in _VALIDATION_WORDS)
+                if response.status_code not in _TRANSIENT_STATUS or validation:
+                    raise HarnessError(f"The server at {self.url} rejected a request{what}: {problem}."
+                                       f"{self._hint(response.status_code, response.text)}")
                 retry_after = _retry_after_seconds(response.headers.get("retry-after"))
             if attempt == self.max_retries:
                 raise HarnessError(f"The server at {self.url} kept failing{what}: {problem} "
                                    f"(gave up after {self.max_retries + 1} attempts). Is the server running and "
-                                   "reachable? Lower --concurrency if it is overloaded.")
+                                   "reachable? Lower --concurrency if it is overloaded; --max-retries and "
+                                   "--request-timeout set the patience.")
             self.retries += 1
             delay = min(self.retry_max_seconds, self.retry_base_seconds * (2 ** attempt))
             delay = retry_after if retry_after is not None else delay * (0.5 + random.random() / 2)
             await asyncio.sleep(min(delay, self.retry_max_seconds))
         raise AssertionError("unreachable")
+
+    def _hint(self, status: int, text: str) -> str:
+        lowered = text.lower()
+        if status == 404:
+            return " Check --base-url (it usually ends in /v1) and --served-model (the name the server serves)."
+        if status in (401, 403):
+            return " Set OPENAI_API_KEY to a key the server accepts."
+        if status in (400, 422, 500) and any(w in lowered for w in ("unexpected", "extra", "unrecognized",
+                                                                    "not permitted", "unsupported")):
+            return (f" The server rejects a field the {self.profile_name} profile sends: choose the profile of "
+                    f"this server with --server-profile ({', '.join(PROFILES)}).")
+        if status in (400, 422, 500):
+            return (" The server rejected a value (or the prompt exceeds its context length): check the server's "
+                    f"log; the request was written for the {self.profile_name} profile.")
+        return ""
 
     def _to_generation(self, data: dict[str, Any], seconds: float, request: GenerationRequest) -> Generation:
         what = request.label or "a call"
@@ -292,7 +332,13 @@ class OpenAIBackend(Backend):
             raise HarnessError(f"The server at {self.url} returned no completion text for {what} ({exc}): "
                                f"{str(data)[:300]}") from exc
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        logprobs = convert_logprobs(choice.get("logprobs"), self.url) if request.params.logprobs is not None else None
+        params = request.params
+        logprobs = None
+        if params.logprobs is not None:
+            keyed_by_text = self.profile.logprobs_keys == "text"
+            logprobs = convert_logprobs(choice.get("logprobs"), self.url,
+                                        self.token_ids if keyed_by_text else None)
+        text, cut = cut_at_stop(text, params.stop, params.include_stop_str_in_output)
         output_tokens = _token_count(usage, "completion_tokens", self.url)
         if not usage.get("completion_tokens") and logprobs is not None:
             output_tokens = len(logprobs)
@@ -302,13 +348,14 @@ class OpenAIBackend(Backend):
             input_tokens=_token_count(usage, "prompt_tokens", self.url),
             output_tokens=output_tokens,
             seconds=seconds,
-            finish_reason=reason if isinstance(reason, str) and reason else "stop",
+            finish_reason="stop" if cut else (reason if isinstance(reason, str) and reason else "stop"),
             logprobs=logprobs,
             extra={"usage_reported": bool(usage)},
         )
 
     def describe(self) -> dict[str, Any]:
-        return {"served_model": self.served_model, "server_extensions": self.server_extensions,
+        return {"served_model": self.served_model, "server_profile": self.profile_name,
+                "server_profile_source": self.profile_source, "served_by": self.served_by,
                 "request_timeout": self.request_timeout, "max_retries": self.max_retries}
 
     def hardware(self) -> dict[str, Any]:
@@ -317,7 +364,8 @@ class OpenAIBackend(Backend):
     def cache_identity(self) -> str:
         # A remote model is whatever the server serves under that name: answers are keyed by the server, never by
         # a local tokenizer's fingerprint (a local cache must not answer for a server it never contacted).
-        return f"openai:{self.base_url}|{self.served_model}|{self.api}"
+        served = json.dumps(self.served_by, sort_keys=True)
+        return f"openai:{self.base_url}|{self.served_model}|{self.api}|{self.profile_name}|{served}"
 
     def close(self) -> None:
         state, self._state = self._state, None
