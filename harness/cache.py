@@ -253,7 +253,10 @@ class CachedBackend(BackendWrapper):
         self.misses = 0
 
     def key(self, request: GenerationRequest) -> str:
-        return call_key(self.model_key, request.prompt, request.params.as_dict())
+        params = request.params.as_dict()
+        if request.kind != "generate":  # a score call never shares a key with a completion of the same text
+            params = {**params, "kind": request.kind}
+        return call_key(self.model_key, request.prompt, params)
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
         key = self.key(request)

@@ -38,6 +38,25 @@ class GenerationRequest:
     prompt: str  # the exact text sent to the model
     params: SamplingParams
     label: str = ""  # for errors and traces, e.g. "query 12, window 80-100"
+    # "generate": a completion of ``prompt``. "score": a sequence-classification (cross-encoder) score of the pair
+    # ``score_pair(prompt)`` = [query, document], answered as ``Generation.text = repr(score)`` so caching, traces
+    # and replay treat it like any other call (backends with the ``score`` capability).
+    kind: str = "generate"
+
+
+def score_request(query: str, document: str, label: str = "") -> GenerationRequest:
+    """A cross-encoder call: the pair travels as a JSON array in the prompt field."""
+    import json
+
+    return GenerationRequest(json.dumps([query, document], ensure_ascii=False), SamplingParams(max_tokens=1),
+                             label=label, kind="score")
+
+
+def score_pair(request: GenerationRequest) -> tuple[str, str]:
+    import json
+
+    query, document = json.loads(request.prompt)
+    return str(query), str(document)
 
 
 @dataclass
@@ -77,10 +96,11 @@ class Backend(ABC):
         return {"backend": self.name, "accelerator": "cpu", "count": 0, "tensor_parallel": 1, "data_parallel": 1}
 
     def capabilities(self) -> frozenset[str]:
-        """What this backend can do (``harness.backends.servers.CAPABILITIES``); local engines can do everything."""
+        """What this backend can do (``harness.backends.servers.CAPABILITIES``): local generative engines can do
+        everything except ``score`` (a sequence-classification head)."""
         from harness.backends.servers import CAPABILITIES
 
-        return frozenset(CAPABILITIES)
+        return frozenset(CAPABILITIES) - {"score"}
 
     def bind_tokenizer(self, tokenizer) -> None:
         """The reranker's tokenizer, for backends that need to map token text to ids (no-op by default)."""

@@ -23,6 +23,24 @@ MODEL_OPTIONS = OptionSet("reranker", [
 ])
 
 
+# which backends have each capability (harness.backends.servers profiles; local engines), for start-up errors
+_WHO_HAS = {
+    "score": "--backend hf (sequence-classification head), or `vllm serve` of the cross-encoder behind --backend "
+             "openai",
+    "label_logprobs": "--backend hf or vllm, or `vllm serve` / SGLang / llama.cpp behind --backend openai",
+    "logprobs": "--backend hf or vllm, or `vllm serve` / SGLang / llama.cpp behind --backend openai",
+    "allowed_token_ids": "--backend hf or vllm, or `vllm serve` / SGLang / llama.cpp behind --backend openai",
+}
+
+
+def backends_with(capabilities) -> str:
+    if any(c in ("score",) for c in capabilities):
+        return _WHO_HAS["score"]
+    return next((_WHO_HAS[c] for c in capabilities if c in _WHO_HAS),
+                "--backend hf or vllm, or an OpenAI-compatible server whose profile has it (vllm serve, SGLang, "
+                "llama.cpp)")
+
+
 def run_coroutine(coroutine):
     """``asyncio.run`` that also works when the caller is already inside an event loop (runs in a thread)."""
     try:
@@ -52,6 +70,8 @@ class LLMReranker(Reranker):
     needs_model: ClassVar[bool] = True
     # backend capabilities this reranker cannot work without (harness.backends.servers.CAPABILITIES)
     required_capabilities: ClassVar[frozenset[str]] = frozenset({"generate"})
+    # what the weights are loaded as: "causal-lm" (generation) or "sequence-classification" (cross-encoders)
+    model_head: ClassVar[str] = "causal-lm"
     options: ClassVar[OptionSet] = MODEL_OPTIONS
 
     def engine_defaults(self) -> dict[str, dict[str, Any]]:
@@ -80,7 +100,7 @@ class LLMReranker(Reranker):
             from harness.backends import build_backend
 
             backend = build_backend(self.model, self.execution, revision=self.revision,
-                                    engine_defaults=self.engine_defaults())
+                                    engine_defaults=self.engine_defaults(), head=self.model_head)
             missing = sorted(self.required_capabilities_now() - backend.capabilities())
             if missing:
                 backend.close()
@@ -90,8 +110,7 @@ class LLMReranker(Reranker):
                 where = described.get("server_profile") or backend.name
                 raise HarnessError(
                     f"Reranker {self.name} needs {', '.join(missing)}, which the {backend.name} backend "
-                    f"({where}) cannot provide. Use a backend that has it: --backend hf or vllm, or an "
-                    "OpenAI-compatible server whose profile has it (vllm serve, SGLang, llama.cpp).")
+                    f"({where}) cannot provide. Use a backend that has it: {backends_with(missing)}.")
             backend.bind_tokenizer(self.tokenizer)
             self._backend = backend
         return self._backend

@@ -11,18 +11,16 @@ Datasets give their prompt through the declared protocol hint ``rank1_prompt`` (
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from harness.errors import HarnessError
 from harness.llm import GenerationRequest, SamplingParams
 from harness.options import Option
-from harness.types import CallStats, RerankRequest, RerankResult
-from rerankers._llm import MODEL_OPTIONS, LLMReranker
-from rerankers.base import RerankContext
+from harness.types import CallStats, RerankRequest
+from rerankers._llm import MODEL_OPTIONS
+from rerankers._pointwise import PointwiseLLMReranker, label_probability
 
 DEFAULT_MODEL = "jhu-clsp/rank1-7b"
 DEFAULT_MAX_TOKENS = 8192
@@ -50,12 +48,7 @@ def verdict_ids(tokenizer) -> tuple[int, int]:
 
 def score_from_logprobs(top: dict[int, float] | None, true_id: int, false_id: int) -> float | None:
     """P(true) / (P(true) + P(false)) from one position's top log-probs; None when either id is absent."""
-    if not top or true_id not in top or false_id not in top:
-        return None
-    t, f = math.exp(top[true_id]), math.exp(top[false_id])
-    if t + f == 0.0:
-        return None
-    return t / (t + f)
+    return label_probability(top, true_id, false_id)
 
 
 def clean_reasoning(text: str) -> str:
@@ -79,9 +72,8 @@ OPTIONS = MODEL_OPTIONS.extended("reranker rank1", [
 ])
 
 
-class Rank1Reranker(LLMReranker):
+class Rank1Reranker(PointwiseLLMReranker):
     name = "rank1"
-    family = "pointwise"
     default_model = DEFAULT_MODEL
     options = OPTIONS
     required_capabilities = frozenset({"generate", "stop", "logprobs", "allowed_token_ids"})
@@ -122,15 +114,12 @@ class Rank1Reranker(LLMReranker):
     def pair_prompt(self, query: str, passage: str, protocol: Mapping[str, Any]) -> str:
         return build_prompt(query, passage, self.task_prompt(protocol))
 
-    def preview_prompt(self, request: RerankRequest, index: int, protocol: Mapping[str, Any]) -> tuple[str, str]:
-        if not 0 <= index < len(request.candidates):
-            raise HarnessError(f"Query {request.qid!r} has {len(request.candidates)} candidates; "
-                               f"--window (the pair index for rank1) must be 0..{len(request.candidates) - 1}.")
-        candidate = request.candidates[index]
-        return f"doc {candidate.docid}", self.pair_prompt(request.query, candidate.text, protocol)
+    def prepare(self, protocol: Mapping[str, Any]) -> None:
+        self._ids = verdict_ids(self.tokenizer)
 
-    async def _score_pair(self, request: RerankRequest, index: int, protocol: Mapping[str, Any],
-                          ids: tuple[int, int]) -> tuple[float, CallStats]:
+    async def score_pair(self, request: RerankRequest, index: int, protocol: Mapping[str, Any]
+                         ) -> tuple[float, CallStats]:
+        ids = self._ids
         candidate = request.candidates[index]
         prompt = self.pair_prompt(request.query, candidate.text, protocol)
         label = f"query {request.qid}, doc {candidate.docid}"
@@ -152,17 +141,3 @@ class Rank1Reranker(LLMReranker):
         stats = CallStats.of([first, fixed], f"doc {candidate.docid}", "pair", parsed=False, fallback=fallback)
         stats.unusable = score is None  # the fix pass is the authors' own forced verdict: still the model's score
         return (0.5 if score is None else score), stats
-
-    async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext) -> list[RerankResult]:
-        ids = verdict_ids(self.tokenizer)
-
-        async def one_query(request: RerankRequest) -> RerankResult:
-            scored = await asyncio.gather(*(self._score_pair(request, i, context.protocol, ids)
-                                            for i in range(len(request.candidates))))
-            # Higher score first; equal scores keep the first-stage order.
-            order = sorted(range(len(scored)), key=lambda i: (-scored[i][0], i))
-            context.progress(1)
-            return RerankResult(request.qid, [(request.candidates[i].docid, scored[i][0]) for i in order],
-                                [stats for _, stats in scored])
-
-        return list(await asyncio.gather(*(one_query(r) for r in requests)))

@@ -136,6 +136,9 @@ OPTIONS = listwise_options("reranker rankzephyr", [
            minimum=1, source="rank_llm max_passage_words 300"),
     Option("context_size", int, DEFAULT_CONTEXT_SIZE, "prompt + answer budget in tokens", minimum=16,
            source="rank_llm ZephyrReranker context_size 4096"),
+    Option("max_tokens", int, None, "answer length in tokens, forced with min_tokens (default: "
+           "num_output_tokens(window), the length of a full permutation)", minimum=1,
+           source="rank_llm num_output_tokens"),
 ])
 
 
@@ -156,7 +159,12 @@ class RankZephyrReranker(ListwiseLLMReranker):
     def engine_defaults(self) -> dict[str, dict[str, Any]]:
         # castorini/rank_llm: trust_remote_code=True, max_model_len = context_size + the permutation's length
         return {"vllm": {"trust_remote_code": True,
-                         "max_model_len": self.context_size + num_output_tokens(self.tokenizer, self.window_size)}}
+                         "max_model_len": self.context_size + self._answer_tokens(self.window_size)}}
+
+    def _answer_tokens(self, window_len: int) -> int:
+        if self.values.get("max_tokens") is not None:
+            return int(self.values["max_tokens"])
+        return num_output_tokens(self.tokenizer, window_len)
 
     def resolve(self, protocol: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -166,8 +174,10 @@ class RankZephyrReranker(ListwiseLLMReranker):
             "passage_truncation": "words, then context shrinking",
             "context_size": self.context_size,
             "temperature": 0.0,
-            "max_tokens": "num_output_tokens(window)",
-            "sampling": "greedy, min_tokens = max_tokens = num_output_tokens(window)",
+            "max_tokens": (int(self.values["max_tokens"]) if self.values.get("max_tokens") is not None
+                           else "num_output_tokens(window)"),
+            "sampling": ("greedy, min_tokens = max_tokens" if self.values.get("max_tokens") is not None
+                         else "greedy, min_tokens = max_tokens = num_output_tokens(window)"),
             "scores": "positional (first-stage score sequence kept, docids move)",
             **({"tokenizer": self.values["tokenizer"]} if self.values.get("tokenizer") else {}),
         }
@@ -179,7 +189,7 @@ class RankZephyrReranker(ListwiseLLMReranker):
         return build_prompt(self.tokenizer, query, passages, self.passage_words, self.context_size)[0]
 
     def sampling_params(self, window_len: int, settings: Mapping[str, Any]) -> SamplingParams:
-        n = num_output_tokens(self.tokenizer, window_len)
+        n = self._answer_tokens(window_len)
         return SamplingParams(temperature=0.0, max_tokens=n, min_tokens=n)
 
     def read_answer(self, generation: Generation, window_len: int):

@@ -23,7 +23,7 @@ _WINDOW = re.compile(r"I will provide you with (\d+) passages")
 CALLS: list[str] = []
 
 
-def create(model: str, revision: str | None, execution, engine: dict) -> "FakeGPUBackend":
+def create(model: str, revision: str | None, execution, engine: dict, head: str = "causal-lm") -> "FakeGPUBackend":
     return FakeGPUBackend(model, execution.tensor_parallel, float(engine.get("delay", 0.02)),
                           int(engine.get("flavour", 0)))
 

@@ -242,6 +242,10 @@ def test_rankzephyr_reranker_decoding_and_parsing(tok):
     # a repaired answer (duplicates, missing ids) is a parse failure, not a clean parse
     assert result.calls[0].fallback == "permutation_repaired" and not result.calls[0].parsed
     assert reranker.resolve({})["passage_length"] == 300
+    capped = RankZephyrReranker({"max_tokens": 5}, backend=backend, tokenizer=tok)
+    capped.rerank([request], RerankContext("bright/x", BIOLOGY))
+    assert backend.requests[-1].params.min_tokens == backend.requests[-1].params.max_tokens == 5
+    assert capped.resolve({})["max_tokens"] == 5 and reranker.resolve({})["max_tokens"] == "num_output_tokens(window)"
 
 
 # -- Rank1 --------------------------------------------------------------------------------------------------------
@@ -349,7 +353,7 @@ def test_reference_engine_settings_reach_the_backend_unless_overridden(tok, monk
 
     seen = {}
 
-    def fake_build_backend(model, execution, revision=None, engine_defaults=None):
+    def fake_build_backend(model, execution, revision=None, engine_defaults=None, head="causal-lm"):
         seen[model] = harness.backends.engine_settings("vllm", engine_defaults, dict(execution.backend_args))
         seen[model + ":hf"] = harness.backends.engine_settings("hf", engine_defaults, {})
         return ScriptedBackend(lambda r: "")

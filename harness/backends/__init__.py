@@ -65,11 +65,12 @@ def engine_settings(name: str, defaults: Mapping[str, Mapping[str, Any]] | None,
 
 
 def build_backend(model: str, execution, *, revision: str | None = None,
-                  engine_defaults: Mapping[str, Mapping[str, Any]] | None = None) -> Backend:
+                  engine_defaults: Mapping[str, Mapping[str, Any]] | None = None, head: str = "causal-lm") -> Backend:
     """Construct the backend named by ``execution.backend`` for ``model``, metered, cached and traced.
 
     Replay is never wrapped with the cache: it is itself a store of answers, and copying them into the model-call
-    cache would make recorded outputs look like fresh model calls.
+    cache would make recorded outputs look like fresh model calls. ``head`` is what the reranker loads the weights
+    as: ``causal-lm`` (generation) or ``sequence-classification`` (cross-encoders, answering ``kind="score"``).
     """
     from harness.backends.metering import MeteredBackend
 
@@ -81,7 +82,7 @@ def build_backend(model: str, execution, *, revision: str | None = None,
     engine = engine_settings(name, engine_defaults, dict(execution.backend_args))
     factory = BACKENDS.get(name)
     backend: Backend = factory(model, revision, execution, engine, argument) if name == "replay" else \
-        factory(model, revision, execution, engine)
+        factory(model, revision, execution, engine, head=head)
     if backend.revision is None:
         backend.revision = resolve_model_revision(model)
     backend = MeteredBackend(backend)

@@ -39,14 +39,19 @@ OPTIONS = OptionSet("backend hf", [
     Option("trust_remote_code", bool, False, "allow the checkpoint's own modelling code"),
     Option("batch_size", int, None, "greedy requests in flight decoded together in one generate (left padding; "
            "same tokens as one at a time) [default: 8]", minimum=1),
+    Option("max_length", int, None, "cross-encoders: pair length in tokens, longest_first truncation (default: the "
+           "tokenizer's model_max_length, capped by the model's positions)", minimum=8),
 ])
 DEFAULT_BATCH_SIZE = 8
 
 
-def create(model: str, revision: str | None, execution, engine: dict) -> "HFBackend":
-    return HFBackend(model, revision=revision, device=engine.get("device"), dtype=engine.get("dtype"),
-                     trust_remote_code=bool(engine.get("trust_remote_code", False)),
-                     batch_size=int(engine.get("batch_size") or DEFAULT_BATCH_SIZE))
+def create(model: str, revision: str | None, execution, engine: dict, head: str = "causal-lm") -> Backend:
+    kwargs = dict(revision=revision, device=engine.get("device"), dtype=engine.get("dtype"),
+                  trust_remote_code=bool(engine.get("trust_remote_code", False)),
+                  batch_size=int(engine.get("batch_size") or DEFAULT_BATCH_SIZE))
+    if head == "sequence-classification":
+        return HFScoreBackend(model, max_length=engine.get("max_length"), **kwargs)
+    return HFBackend(model, **kwargs)
 
 
 class HFBackend(Backend):
@@ -325,3 +330,117 @@ def _top_logprobs(scores, chosen: list[int], n: int) -> list[dict[int, float]]:
             top.setdefault(int(token_id), chosen_lp)
         out.append(top)
     return out
+
+
+class HFScoreBackend(Backend):
+    """``hf`` with a sequence-classification head (cross-encoders): ``kind="score"`` requests only.
+
+    A pair is tokenized as ``tokenizer(query, document, truncation="longest_first", max_length=…)`` — what
+    sentence-transformers' ``CrossEncoder`` and FlagEmbedding's ``FlagReranker`` do — and scored by the head: the
+    logit for a one-label head, the log-probability of the last label for a multi-label head. Waiting pairs are
+    scored together (up to ``batch_size``, right padding) by one worker thread.
+    """
+
+    name = "hf"
+
+    def __init__(self, model_id: str, revision: str | None = None, device: str | None = None,
+                 dtype: str | None = None, trust_remote_code: bool = False, batch_size: int = 8,
+                 max_length: int | None = None):
+        torch = require("torch", "hf", "The hf backend")
+        transformers = require("transformers", "hf", "The hf backend")
+        from harness.models import model_not_available, resolve_model_path
+
+        self.model_id = model_id
+        self.revision = revision
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = dtype or ("auto" if self.device.startswith("cuda") else "float32")
+        path = resolve_model_path(model_id)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, revision=revision,
+                                                                        trust_remote_code=trust_remote_code)
+            self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                path, revision=revision, dtype=self.dtype if self.dtype == "auto" else getattr(torch, self.dtype),
+                trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise model_not_available(model_id, "cross-encoder (hf backend)", exc) from exc
+        self.model.to(self.device)
+        self.model.eval()
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        limit = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10**6 else None
+        self.max_length = max_length or min(x for x in (limit, positions, 8192) if x)
+        self.batch_size = batch_size
+        self._pending: list[tuple[GenerationRequest, asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._serve, name="hf-score", daemon=True)
+        self._worker.start()
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"score"})
+
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        if request.kind != "score":
+            raise HarnessError(f"{self.model_id!r} was loaded as a cross-encoder (sequence-classification head); it "
+                               "scores pairs and cannot generate text. Use a generative reranker's model.")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._wake:
+            if self._closed:
+                raise HarnessError("The hf backend was closed.")
+            self._pending.append((request, loop, future))
+            self._wake.notify()
+        return await future
+
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if self._closed and not self._pending:
+                    return
+                batch, self._pending = self._pending[:self.batch_size], self._pending[self.batch_size:]
+            try:
+                results = self.score_batch([item[0] for item in batch])
+            except BaseException as exc:
+                results = [exc] * len(batch)
+            for (_, loop, future), result in zip(batch, results):
+                loop.call_soon_threadsafe(_deliver, future, result)
+
+    def score_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
+        import torch
+
+        from harness.llm import score_pair
+
+        pairs = [score_pair(r) for r in requests]
+        encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=True,
+                                 truncation="longest_first", max_length=self.max_length, return_tensors="pt")
+        lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        started = time.perf_counter()
+        with torch.inference_mode():
+            logits = self.model(**encoded).logits.float()
+        seconds = time.perf_counter() - started
+        if logits.shape[-1] == 1:
+            scores = logits[:, 0].tolist()
+        else:
+            scores = torch.log_softmax(logits, dim=-1)[:, -1].tolist()
+        return [Generation(text=repr(float(score)), input_tokens=int(n), output_tokens=0, seconds=seconds,
+                           extra={"score": float(score), "batch": len(requests)},
+                           engine_seconds=seconds / len(requests))
+                for score, n in zip(scores, lengths)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": self.device, "dtype": str(self.dtype), "head": "sequence-classification",
+                "max_length": self.max_length}
+
+    def hardware(self) -> dict[str, Any]:
+        return {"backend": self.name, "accelerator": self.device, "count": 0 if self.device == "cpu" else 1,
+                "tensor_parallel": 1, "data_parallel": 1}
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout=600)
+        self.model = None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import time
@@ -53,7 +54,7 @@ OPTIONS = OptionSet("backend openai", [
 ])
 
 
-def create(model: str, revision: str | None, execution, engine: dict) -> "OpenAIBackend":
+def create(model: str, revision: str | None, execution, engine: dict, head: str = "causal-lm") -> "OpenAIBackend":
     if not execution.base_url:
         raise HarnessError("--backend openai needs the server address: --base-url http://HOST:PORT/v1 "
                            "(e.g. started with `vllm serve MODEL`).")
@@ -242,6 +243,8 @@ class OpenAIBackend(Backend):
         return self._state
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
+        if request.kind == "score":
+            return await self._score(request)
         p = request.params
         if (self.profile_name == "llama.cpp" and p.allowed_token_ids and p.max_tokens == 1 and p.logprobs is not None
                 and self.api == "completions"):
@@ -256,6 +259,33 @@ class OpenAIBackend(Backend):
         if self.api == "chat":
             return self._chat_generation(data, seconds, request)
         return self._to_generation(data, seconds, request)
+
+    async def _score(self, request: GenerationRequest) -> Generation:
+        """A cross-encoder pair through vLLM's score API (``vllm serve`` of a sequence-classification model):
+        ``POST <base-url>/score`` with ``text_1`` = query and ``text_2`` = document."""
+        from harness.llm import score_pair
+
+        if "score" not in self.capabilities():
+            raise HarnessError(f"The {self.profile_name} server at {self.base_url} has no score API; serve the "
+                               "cross-encoder with `vllm serve MODEL` or use --backend hf.")
+        query, document = score_pair(request)
+        state = self._loop_state()
+        url = f"{self.base_url}/score"
+        async with state.semaphore:
+            started = time.perf_counter()
+            data = await self._post(state.client, {"model": self.served_model, "text_1": query, "text_2": document},
+                                    request.label, url=url)
+            seconds = time.perf_counter() - started
+        try:
+            score = float(data["data"][0]["score"])
+            if not math.isfinite(score):
+                raise ValueError(f"score {score}")
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise HarnessError(f"The server at {url} returned no score for {request.label or 'a pair'} ({exc}): "
+                               f"{str(data)[:300]}") from exc
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        return Generation(text=repr(score), input_tokens=_token_count(usage, "prompt_tokens", url), output_tokens=0,
+                          seconds=seconds, extra={"score": score, "usage_reported": bool(usage)})
 
     async def _forced_choice(self, request: GenerationRequest) -> Generation:
         """One token restricted to ``allowed_token_ids`` on llama.cpp, which reports log-probs of the unmasked
@@ -306,14 +336,15 @@ class OpenAIBackend(Backend):
                           extra={"reasoning": reasoning if isinstance(reasoning, str) else "",
                                  "usage_reported": bool(usage)})
 
-    async def _post(self, client, body: dict[str, Any], label: str) -> dict[str, Any]:
+    async def _post(self, client, body: dict[str, Any], label: str, url: str | None = None) -> dict[str, Any]:
         import httpx
 
+        url = url or self.url
         what = f" ({label})" if label else ""
         for attempt in range(self.max_retries + 1):
             retry_after: float | None = None
             try:
-                response = await client.post(self.url, json=body)
+                response = await client.post(url, json=body)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 if isinstance(exc, httpx.TimeoutException):
                     self.timeouts += 1
@@ -323,17 +354,17 @@ class OpenAIBackend(Backend):
                     try:
                         return response.json()
                     except ValueError as exc:
-                        raise HarnessError(f"The server at {self.url} returned a body that is not JSON{what}: "
+                        raise HarnessError(f"The server at {url} returned a body that is not JSON{what}: "
                                            f"{response.text[:200]!r}") from exc
                 problem = f"HTTP {response.status_code}: {response.text[:300]}"
                 validation = response.status_code == 500 and any(w in response.text.lower()
                                                                   for w in _VALIDATION_WORDS)
                 if response.status_code not in _TRANSIENT_STATUS or validation:
-                    raise HarnessError(f"The server at {self.url} rejected a request{what}: {problem}."
+                    raise HarnessError(f"The server at {url} rejected a request{what}: {problem}."
                                        f"{self._hint(response.status_code, response.text)}")
                 retry_after = _retry_after_seconds(response.headers.get("retry-after"))
             if attempt == self.max_retries:
-                raise HarnessError(f"The server at {self.url} kept failing{what}: {problem} "
+                raise HarnessError(f"The server at {url} kept failing{what}: {problem} "
                                    f"(gave up after {self.max_retries + 1} attempts). Is the server running and "
                                    "reachable? Lower --concurrency if it is overloaded; --max-retries and "
                                    "--request-timeout set the patience.")

@@ -44,6 +44,11 @@ class ReplayBackend(Backend):
         self.served = 0
         self.unchecked = 0
 
+    def capabilities(self) -> frozenset[str]:
+        from harness.backends.servers import CAPABILITIES
+
+        return frozenset(CAPABILITIES)  # it serves whatever was recorded, generations and scores alike
+
     def _model_key(self) -> str:
         from harness.models import cache_model_key, resolve_model_revision
 

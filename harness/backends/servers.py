@@ -39,7 +39,10 @@ OWNERS = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp", "llama.cp
           "local": "transformers", "transformers": "transformers", "openai": "strict-openai",
           "system": "strict-openai", "openai-internal": "strict-openai"}
 # every capability a reranker may ask for (harness.llm.Backend.capabilities)
-CAPABILITIES = ("generate", "sampling", "stop", "min_tokens", "allowed_token_ids", "logprobs")
+# label_logprobs: one forced next-token choice among given label tokens with their log-probs (Qwen3-Reranker's
+# yes/no, Rank1's fix pass); score: a sequence-classification head's score of a (query, document) pair.
+CAPABILITIES = ("generate", "sampling", "stop", "min_tokens", "allowed_token_ids", "logprobs", "label_logprobs",
+                "score")
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,10 @@ class ServerProfile:
 
 _ALL = frozenset(CAPABILITIES)
 _PROFILES = {
+    # `vllm serve` of a cross-encoder answers POST /score; of a generative model, completions
     "vllm": ServerProfile("vllm", _ALL),
-    "sglang": ServerProfile("sglang", _ALL),
-    "llama.cpp": ServerProfile("llama.cpp", _ALL, logprobs_keys="text"),
+    "sglang": ServerProfile("sglang", _ALL - {"score"}),
+    "llama.cpp": ServerProfile("llama.cpp", _ALL - {"score"}, logprobs_keys="text"),
     "transformers": ServerProfile("transformers", frozenset({"generate", "sampling", "stop", "min_tokens"}),
                                   logprobs_keys="none"),
     "strict-openai": ServerProfile("strict-openai", frozenset({"generate", "stop"}), logprobs_keys="none"),

@@ -33,7 +33,7 @@ def run(
     step: Optional[int] = typer.Option(None, "--step", help="Listwise step [default: 10]."),
     passage_length: Optional[int] = typer.Option(None, "--passage-length", help="Passage truncation: ReasonRank tokens [default: the dataset's, 512 for BRIGHT/R2MED], RankZephyr words [default: 300]."),
     reasoning_budget: Optional[int] = typer.Option(None, "--reasoning-budget", help="ReasonRank reasoning tokens; max_tokens = budget + 100 [default: 3072]."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="New-token limit per call (ReasonRank: budget + 100; Rank1: 8192)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="New-token limit per call (ReasonRank: budget + 100; Rank1: 8192; RankZephyr: the permutation length, forced as min_tokens too)."),
     prompt_mode: Optional[str] = typer.Option(None, "--prompt-mode", help="ReasonRank prompt mode: rank_GPT_reasoning or rank_GPT_qwen3 [default: by known model id]."),
     context_size: Optional[int] = typer.Option(None, "--context-size", help="RankZephyr prompt + answer budget in tokens [default: 4096]."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature, where the reranker allows it [default: the reference decoding]."),
