@@ -14,6 +14,11 @@ Protocol hints (``SubsetInfo.protocol``), read by rerankers through ``RerankCont
 * ``instruction`` (str): a retrieval instruction for instruction-following rerankers (Qwen3-Reranker); absent: the
   model's generic default.
 * ``domain`` (str): the subset's domain group, e.g. "StackExchange", "coding", "theorem-based", "medical".
+* ``relevance`` (dict): Retro*'s ``query_type``, ``doc_type`` and relevance ``definition`` for the subset
+  (VectorSpaceLab/agentic-search ``reranker_prompts.py``); absent: its generic definition.
+
+A reranker's identity records what it makes of these hints (its resolved settings per subset), so declaring a hint
+for one model never changes another model's experiments.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-PROTOCOL_KEYS = ("passage_tokens", "rank1_prompt", "instruction", "domain")
+PROTOCOL_KEYS = ("passage_tokens", "rank1_prompt", "instruction", "domain", "relevance")
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -24,6 +24,9 @@ RUN_OPTIONS = OptionSet("harness run", [
     Option("top_k", int, 100, "candidates per query", minimum=1),
     Option("limit", int, None, "only the first N queries of each subset (smoke runs)", minimum=1),
     Option("query_field", str, "original", "first-stage query text"),
+    Option("fuse", str, "none", "fuse the reranker with the first stage (harness.fusion)",
+           choices=("none", "minmax", "zscore", "rrf")),
+    Option("fuse_weight", float, None, "the reranker's weight in the fusion [default: 0.5]", minimum=0.0, maximum=1.0),
     Option("bm25_backend", str, None, "BM25 engine", choices=("python", "pyserini")),
     Option("run_mode", str, None, "reading TREC runs", choices=("robust", "reference")),
     Option("backend", str, None, "vllm, hf, openai or replay:PATH"),
@@ -100,7 +103,7 @@ def build_specs(values: Mapping[str, Any], where: str = "harness run") -> tuple[
     experiment = ExperimentSpec(
         task=run["task"], reranker=run["reranker"], reranker_settings=settings, first_stage=run["first_stage"],
         first_stage_settings=first_stage_settings, top_k=run["top_k"], limit=run["limit"],
-        query_field=run["query_field"], as_subset=run["as_subset"],
+        query_field=run["query_field"], as_subset=run["as_subset"], fuse=run["fuse"], fuse_weight=run["fuse_weight"],
     )
     execution = ExecutionSpec(
         backend=run["backend"], base_url=run["base_url"], tensor_parallel=run["gpus"],

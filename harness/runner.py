@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from harness.errors import HarnessError
 from harness.first_stage import FirstStageOptions, build_first_stage
+from harness.fusion import DEFAULT_WEIGHT, fuse
 from harness.metrics import PRIMARY_METRIC, evaluate
 from harness.provenance import gpu_info, provenance, utc_now
 from harness.records import ensure_writable, records_by_group, write_aggregate_record, write_subset_record
@@ -128,14 +129,15 @@ def dataset_identity(tasks) -> dict[str, Any]:
     return {"benchmark": first.benchmark, "version": _sha(pinned), "as": None, "directory": None}
 
 
-def protocol_identity(tasks) -> str:
-    """Hash of the declared protocol hints of every subset of the benchmark (empty for a plain directory)."""
+def protocol_identity(tasks, reranker) -> str:
+    """Hash of what the reranker makes of every subset's declared protocol hints (its resolved settings per subset;
+    empty for a plain directory). A hint the reranker does not read (another model's prompt) leaves it unchanged."""
     info = tasks[0].benchmark_info
     if tasks[0].source == "directory" and not tasks[0].protocol_of:
         return _sha({})
     declared = {s.name: dict(s.protocol) for s in (info.subsets + info.variants)} if info else {}
     declared.update({t.subset: dict(t.protocol) for t in tasks})
-    return _sha(declared)
+    return _sha({name: reranker.resolve(protocol) for name, protocol in declared.items()})
 
 
 def engine_identity(execution: ExecutionSpec, reranker) -> dict[str, Any]:
@@ -149,18 +151,28 @@ def engine_identity(execution: ExecutionSpec, reranker) -> dict[str, Any]:
     return {k: v for k, v in execution.backend_args if k in options and options.options[k].identity}
 
 
+def check_fusion(experiment: ExperimentSpec, reranker) -> None:
+    from harness.fusion import check
+
+    check(experiment.fuse, experiment.fuse_weight, bool(getattr(reranker, "outputs_scores", True)),
+          experiment.reranker)
+
+
 def experiment_identity(experiment: ExperimentSpec, execution: ExecutionSpec, tasks, first_stage,
                         reranker) -> dict[str, Any]:
     return {
         "identity_version": IDENTITY_VERSION,
         "dataset": dataset_identity(tasks),
-        "protocol": protocol_identity(tasks),
+        "protocol": protocol_identity(tasks, reranker),
         "first_stage": {**first_stage.identity(), "settings": dict(experiment.first_stage_settings)},
         "top_k": experiment.top_k,
         "limit": experiment.limit,
         "query_field": experiment.query_field,
         "reranker": reranker.identity(),
         "engine": engine_identity(execution, reranker),
+        # absent without fusion, so experiments from before fusion existed keep their group ids
+        **({"fusion": {"method": experiment.fuse, "weight": DEFAULT_WEIGHT if experiment.fuse_weight is None
+                       else float(experiment.fuse_weight)}} if experiment.fuse != "none" else {}),
     }
 
 
@@ -178,6 +190,7 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
     results_root = ensure_writable(execution.results_dir)
     tasks = resolve_tasks(experiment.task, experiment.as_subset)
     reranker = build_reranker(experiment.reranker, experiment.settings, execution)
+    check_fusion(experiment, reranker)
     fs_spec = experiment.first_stage or tasks[0].default_first_stage
     fs_options = FirstStageOptions(top_k=experiment.top_k, query_field=experiment.query_field,
                                    extra=experiment.first_stage_settings)
@@ -286,6 +299,10 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
     for note in context.info.get("notes", []):
         say(f"note: {task.name}: {note}")
 
+    if experiment.fuse != "none":
+        firsts = {r.qid: [(c.docid, c.score) for c in r.candidates] for r in requests}
+        for result in results:
+            result.ranking = fuse(result.ranking, firsts[result.qid], experiment.fuse, experiment.fuse_weight)
     run = {r.qid: list(r.ranking) for r in results}
     evaluation = evaluate(run, judged_all, execution.metrics, excluded=task.excluded)
     by_qid = {r.qid: r for r in results}

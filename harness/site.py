@@ -81,6 +81,12 @@ class Row:
         return self.model.rstrip("/").split("/")[-1]
 
     @property
+    def family(self) -> str:
+        """The reranker's paradigm (listwise, pointwise, setwise, cross-encoder, baseline) as its records state it."""
+        families = {r.reranker.family for r in self.group.subsets.values() if r.reranker.family}
+        return "/".join(sorted(families)) or "n/a"
+
+    @property
     def model_size(self) -> str:
         m = _SIZE.search(self.model_short)
         return f"{float(m.group(1)):g}B" if m else "n/a"
@@ -102,6 +108,8 @@ class Row:
             parts.append(f"top-{s['top_k']}")
         if s.get("query_field") and s["query_field"] != "original":
             parts.append(f"q={s['query_field']}")
+        if s.get("fuse") and s["fuse"] != "none":
+            parts.append(f"fused {s['fuse']} w={s.get('fuse_weight') if s.get('fuse_weight') is not None else 0.5}")
         return " · ".join(parts)
 
     def value(self, subset: str) -> float | None:

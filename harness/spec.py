@@ -6,7 +6,7 @@ model (quantization). ``ExecutionSpec`` holds everything else: backend and its a
 sizes, concurrency, cache, traces, results directory, metrics to compute, progress display, retries.
 
 The runner resolves an ``ExperimentSpec`` into the frozen identity dictionary (``experiment_identity``): the
-dataset version, the declared protocol, the first stage's resolved parameters (a run file by its sha256, never its
+dataset version, what the reranker makes of each subset's declared protocol, the first stage's resolved parameters (a run file by its sha256, never its
 path), the reranker's model (a local checkpoint by its content fingerprint) and every reranker setting with its
 default filled in. The group id hashes that identity only, so the same experiment run with other execution options
 or on other hardware lands in the same ``results/<group_id>/``; changing any identity setting (say the window size)
@@ -16,11 +16,12 @@ Layout of the identity (``IDENTITY_VERSION`` 1)::
 
     {"identity_version": 1,
      "dataset": {"benchmark", "version", "as", "directory"},     # version: hash of the pinned revisions
-     "protocol": "sha256:…",                                     # of the declared protocol hints of every subset
+     "protocol": "sha256:…",           # of the reranker's settings resolved from each subset's declared hints
      "first_stage": {"spec", …resolved parameters…},
      "top_k", "limit", "query_field",
      "reranker": {"name", "model", "model_revision", "model_fingerprint", "prompt_template_hash", "settings"},
-     "engine": {…identity-relevant engine settings, e.g. quantization…}}
+     "engine": {…identity-relevant engine settings, e.g. quantization…},
+     "fusion": {"method", "weight"}}                             # only when --fuse is not none
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ExperimentSpec:
     limit: int | None = None  # rerank only the first N queries of each subset (smoke runs)
     query_field: str = "original"  # first-stage query text; rerankers always see the original query
     as_subset: str | None = None  # `--as NAME/SUBSET`: run a local directory under a declared subset's protocol
+    fuse: str = "none"  # harness.fusion: none | minmax | zscore | rrf
+    fuse_weight: float | None = None  # the reranker's weight (None: harness.fusion.DEFAULT_WEIGHT)
 
     def __post_init__(self):
         for name in ("reranker_settings", "first_stage_settings"):
@@ -148,6 +151,8 @@ def flat_settings(identity: Mapping[str, Any], resolved: Mapping[str, Any] | Non
         "top_k": identity.get("top_k"),
         "limit": identity.get("limit"),
         "query_field": identity.get("query_field"),
+        "fuse": identity.get("fusion", {}).get("method", "none"),
+        "fuse_weight": identity.get("fusion", {}).get("weight"),
     }
     out.update(identity.get("engine", {}))
     out.update(reranker.get("settings", {}) if resolved is None else resolved)

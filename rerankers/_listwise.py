@@ -54,6 +54,26 @@ def window_schedule(n_candidates: int, window_size: int = 20, step: int = 10) ->
     return windows
 
 
+def rankgpt_schedule(n_candidates: int, window_size: int = 20, step: int = 10) -> list[Window]:
+    """RankGPT's ``sliding_windows`` (sunnweiwei/RankGPT, also REARANK's): from ``(n - window, n)`` up by ``step``
+    while the start stays >= 0. Unlike ReasonRank's schedule it never clamps a last window to position 0, so with 25
+    candidates the top 5 are never shown. One deviation: fewer candidates than the window get one window over all of
+    them (the original would make no window and leave the list unchanged)."""
+    if window_size < 1 or step < 1:
+        raise HarnessError(f"Window size and step must be at least 1 (got window {window_size}, step {step}).")
+    if n_candidates == 0:
+        return []
+    if n_candidates <= window_size:
+        return [(0, n_candidates)]
+    windows: list[Window] = []
+    start, end = n_candidates - window_size, n_candidates
+    while start >= 0:
+        windows.append((start, end))
+        start -= step
+        end -= step
+    return windows
+
+
 def check_order(order: Sequence[int], window_len: int) -> None:
     if sorted(order) != list(range(window_len)):
         raise AssertionError(f"window order {list(order)} is not a permutation of range({window_len})")
@@ -68,17 +88,18 @@ def apply_permutation(candidates: list[Candidate], window: Window, order: Sequen
         candidates[start + j] = dataclasses.replace(before[x], score=before[j].score)
 
 
-def uncovered_positions(n_candidates: int, window_size: int, step: int) -> int:
-    """Candidates no window ever shows the model (possible when step > window size)."""
+def uncovered_positions(n_candidates: int, window_size: int, step: int, schedule=window_schedule) -> int:
+    """Candidates no window ever shows the model (step > window size; RankGPT's schedule above a multiple)."""
     covered: set[int] = set()
-    for start, end in window_schedule(n_candidates, window_size, step):
+    for start, end in schedule(n_candidates, window_size, step):
         covered.update(range(start, end))
     return n_candidates - len(covered)
 
 
 async def rerank_listwise(requests: Sequence[RerankRequest], rerank_window: WindowFn, *, window_size: int,
                           step: int, concurrency: int,
-                          on_query_done: Callable[[int], None] = lambda n: None) -> list[RerankResult]:
+                          on_query_done: Callable[[int], None] = lambda n: None,
+                          schedule=window_schedule) -> list[RerankResult]:
     """Run every query's windows sequentially, many queries at once; one result per request, same order."""
     limit = asyncio.Semaphore(max(1, concurrency))
 
@@ -86,7 +107,7 @@ async def rerank_listwise(requests: Sequence[RerankRequest], rerank_window: Wind
         async with limit:
             candidates = list(request.candidates)
             calls: list[CallStats] = []
-            for window in window_schedule(len(candidates), window_size, step):
+            for window in schedule(len(candidates), window_size, step):
                 start, end = window
                 order, stats = await rerank_window(request, tuple(candidates[start:end]), window)
                 apply_permutation(candidates, window, order)
@@ -109,7 +130,9 @@ class ListwiseLLMReranker(LLMReranker):
     """Shared plumbing of the listwise LLM rerankers: window options, window loop, records."""
 
     family = "listwise"
+    outputs_scores: ClassVar[bool] = False  # positional: the first-stage scores stay, docids move
     options: ClassVar[OptionSet] = listwise_options("reranker listwise")
+    schedule = staticmethod(window_schedule)
 
     @property
     def window_size(self) -> int:
@@ -133,7 +156,7 @@ class ListwiseLLMReranker(LLMReranker):
 
     def preview_prompt(self, request: RerankRequest, index: int, protocol: Mapping[str, Any]) -> tuple[str, str]:
         """(label, prompt) of window ``index`` in processing order (0 = bottom window) over the given order."""
-        windows = window_schedule(len(request.candidates), self.window_size, self.step)
+        windows = self.schedule(len(request.candidates), self.window_size, self.step)
         if not 0 <= index < len(windows):
             raise HarnessError(f"Query {request.qid!r} has {len(windows)} window(s) for {len(request.candidates)} "
                                f"candidates (window {self.window_size}, step {self.step}); --window must be "
@@ -144,13 +167,14 @@ class ListwiseLLMReranker(LLMReranker):
 
     async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext):
         settings = self.resolve(context.protocol)
-        unreachable = sum(uncovered_positions(len(r.candidates), self.window_size, self.step) for r in requests)
+        unreachable = sum(uncovered_positions(len(r.candidates), self.window_size, self.step, self.schedule)
+                          for r in requests)
         if unreachable:
             quirks = context.info.setdefault("quirks", {})
             quirks["unreachable_candidates"] = quirks.get("unreachable_candidates", 0) + unreachable
             context.info.setdefault("notes", []).append(
-                f"{unreachable} candidate(s) are never shown to the model: step {self.step} > window size "
-                f"{self.window_size} leaves gaps between windows.")
+                f"{unreachable} candidate(s) are never shown to the model by the window schedule (window "
+                f"{self.window_size}, step {self.step}).")
 
         async def one_window(request: RerankRequest, candidates: Sequence[Candidate], window: Window):
             start, end = window
@@ -165,4 +189,25 @@ class ListwiseLLMReranker(LLMReranker):
             return order, stats
 
         return await rerank_listwise(requests, one_window, window_size=self.window_size, step=self.step,
-                                     concurrency=self.execution.concurrency, on_query_done=context.progress)
+                                     concurrency=self.execution.concurrency, on_query_done=context.progress,
+                                     schedule=self.schedule)
+
+
+def digits_permutation(response: str, window_len: int) -> tuple[list[int], str | None]:
+    """RankGPT's ``receive_permutation`` on an answer: every non-digit becomes a space, the numbers are 1-based ids,
+    duplicates and out-of-range ids are dropped and the missing ones appended in window order. Returns (0-based
+    order, fallback): None for a clean permutation, ``permutation_repaired`` when something was dropped or appended,
+    ``no_ids_window_unchanged`` when no valid id was found."""
+    cleaned = "".join(c if c.isdigit() else " " for c in response)
+    seen: list[int] = []
+    extra = False
+    for token in cleaned.split():
+        index = int(token) - 1
+        if index in seen or not 0 <= index < window_len:
+            extra = True
+            continue
+        seen.append(index)
+    if not seen:
+        return list(range(window_len)), "no_ids_window_unchanged"
+    order = seen + [i for i in range(window_len) if i not in seen]
+    return order, ("permutation_repaired" if extra or len(seen) < window_len else None)

@@ -36,6 +36,7 @@ class RerankContext:
 class Reranker(ABC):
     name: str = ""
     family: str = "baseline"  # listwise | pointwise | setwise | cross-encoder | baseline
+    outputs_scores: ClassVar[bool] = True  # False: the output is an order (listwise, setwise), not scores to fuse
     options: ClassVar[OptionSet] = OptionSet("reranker", [])
     needs_model: ClassVar[bool] = False
 

@@ -71,6 +71,52 @@ _TITLES = {
 _QUERIES = {"biology": 103, "earth_science": 116, "economics": 103, "psychology": 101, "robotics": 101,
             "stackoverflow": 117, "sustainable_living": 108, "leetcode": 142, "pony": 112, "aops": 111,
             "theoremqa_questions": 194, "theoremqa_theorems": 76}
+# Retrieval instructions for instruction-following rerankers (Qwen3-Reranker's <Instruct>): BRIGHT's own templates for
+# instruction-tuned retrievers (xlang-ai/BRIGHT generate_configs.py, the e5/sf/qwen configs; theoremqa_theorems from
+# configs/qwen2), with the subset's display name from its TASK_MAP where the template has "{task}" (BRIGHT's code
+# passes the raw key, e.g. "earth_science"; the display name is the evident intent).
+_POST = "Given a {} post, retrieve relevant passages that help answer the post"
+_INSTRUCTIONS = {
+    "biology": _POST.format("Biology"), "earth_science": _POST.format("Earth Science"),
+    "economics": _POST.format("Economics"), "psychology": _POST.format("Psychology"),
+    "robotics": _POST.format("Robotics"), "stackoverflow": _POST.format("Stack Overflow"),
+    "sustainable_living": _POST.format("Sustainable Living"),
+    "pony": "Given a Pony question, retrieve relevant passages that help answer the question",
+    "leetcode": "Given a coding problem, retrieve relevant examples that help answer the problem",
+    "aops": "Given a Math problem, retrieve relevant examples that help answer the problem",
+    "theoremqa_questions": "Given a Math problem, retrieve relevant examples that help answer the problem",
+    "theoremqa_theorems": "Given a Math problem, retrieve relevant theorems that help answer the problem",
+}
+# Retro*'s (query type, document type, relevance definition) per subset: VectorSpaceLab/agentic-search
+# Retro-star/evaluation/bright/reranker_prompts.py (ReasoningBrightShortInstructions).
+_SE_DEFINITION = ("Given a query ({0}) and a document (passage), the document is relevant to the query if the critical "
+                  "concepts or theories discussed in the document can provide references for domain experts to draft "
+                  "an answer to the query.")
+_MATH_SOLUTION = ("Given a query (math problem) and a document (math problem solution), the document is relevant to the "
+                  "query if the theorems used in the document can provide helpful insights for solving the problem in "
+                  "the query.")
+_RELEVANCE = {
+    **{s: {"query_type": f"{name} post", "doc_type": "passage", "definition": _SE_DEFINITION.format(f"{name} post")}
+       for s, name in (("biology", "biology"), ("earth_science", "earth science"), ("economics", "economics"),
+                       ("psychology", "psychology"), ("robotics", "robotics"), ("stackoverflow", "Stack Overflow"),
+                       ("sustainable_living", "sustainable living"))},
+    "leetcode": {"query_type": "LeetCode problem", "doc_type": "coding problem solution",
+                 "definition": "Given a query (LeetCode problem) and a document (coding problem solution), the document "
+                               "is relevant to the query if the underlying algorithms or data structures used in the "
+                               "document can provide helpful insights for solving the problem in the query."},
+    "pony": {"query_type": "Pony coding instruction", "doc_type": "Pony documentation passage",
+             "definition": "Given a query (Pony coding instruction) and a document (Pony documentation passage), the "
+                           "document is relevant to the query if the Pony syntax described in the document is "
+                           "necessary for beginners with no prior knowledge of Pony to complete the coding "
+                           "instruction in the query."},
+    "aops": {"query_type": "math problem", "doc_type": "math problem solution", "definition": _MATH_SOLUTION},
+    "theoremqa_questions": {"query_type": "math problem", "doc_type": "math problem solution",
+                            "definition": _MATH_SOLUTION},
+    "theoremqa_theorems": {"query_type": "math problem", "doc_type": "math-related passage",
+                           "definition": "Given a query (math problem) and a document (math-related passage), the "
+                                         "document is relevant to the query if the theorem described in the document "
+                                         "can help solve the problem in the query."},
+}
 _DOMAINS = {**{s: "StackExchange" for s in SUBSETS[:7]}, "leetcode": "coding", "pony": "coding",
             "aops": "theorem-based", "theoremqa_questions": "theorem-based", "theoremqa_theorems": "theorem-based"}
 
@@ -83,7 +129,8 @@ def _subset_info(name: str) -> SubsetInfo:
         name=name, title=title + (" (long)" if long else ""), short=short + ("L" if long else ""),
         queries=_QUERIES[base],
         # ReasonRank DOC_MAXLEN: 512 for every BRIGHT task (8421BCD/ReasonRank index_and_topics.py)
-        protocol={"passage_tokens": 512, "rank1_prompt": RANK1_PROMPTS[base], "domain": _DOMAINS[base]},
+        protocol={"passage_tokens": 512, "rank1_prompt": RANK1_PROMPTS[base], "domain": _DOMAINS[base],
+                  "instruction": _INSTRUCTIONS[base], "relevance": _RELEVANCE[base]},
         published_run_key=name,  # the published runs are for the short-document subsets only
     )
 

@@ -44,6 +44,22 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen3 causal LM (Qwen3-style template, "yes"/"no" single tokens)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3"), "qwen3")
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT cross-encoder (sequence classification, one label)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-cross-encoder"), "cross-encoder")
+
+
+@pytest.fixture(scope="session")
 def shared_first_stage() -> Path:
     if not SHARED_FIRST_STAGE.is_dir():
         pytest.skip(f"shared first-stage runs not present at {SHARED_FIRST_STAGE}")

@@ -10,12 +10,12 @@ import typer
 from harness.errors import HarnessError
 
 def prompt(
-    reranker: str = typer.Option(..., "--reranker", "-r", help="A model reranker: reasonrank, rankzephyr, rank1 (see `harness ls rerankers`)."),
+    reranker: str = typer.Option(..., "--reranker", "-r", help="A model reranker, e.g. reasonrank, rank1, qwen3-reranker, rank-r1 (see `harness ls rerankers`)."),
     model: Optional[str] = typer.Option(None, "--model", help="Tokenizer: HF id, local directory or embedded model [default: the reranker's model]."),
     task: str = typer.Option(..., "--task", "-t", help="One task subset (bright/biology, tiny, …) or a BEIR-layout directory."),
     as_subset: Optional[str] = typer.Option(None, "--as", help="Run a local directory under a declared subset's protocol, e.g. bright/biology."),
     query: str = typer.Option(..., "--query", "-q", help="Query id."),
-    window: int = typer.Option(0, "--window", "-w", help="Window in processing order (0 = first processed = bottom window); for pointwise rerankers the candidate index."),
+    window: int = typer.Option(0, "--window", "-w", help="Window in processing order (0 = first processed = bottom window); for pointwise rerankers the candidate index; for setwise ones the heap-building comparison."),
     first_stage: Optional[str] = typer.Option(None, "--first-stage", "-f", help="First-stage spec [default: the task's]."),
     top_k: int = typer.Option(100, "--top-k", min=1, help="Candidates taken from the first stage."),
     window_size: Optional[int] = typer.Option(None, "--window-size", help="Listwise window [default: 20]."),
@@ -61,9 +61,9 @@ def prompt(
     settings.update(parse_key_values(reranker_arg, "--reranker-arg"))
     instance = build_reranker(reranker, settings)
     label, text = instance.preview_prompt(request, window, the_task.protocol)
-    if window > 0 and instance.family == "listwise":
+    if window > 0 and instance.family in ("listwise", "setwise"):
         print(f"note: {label} shown over the first-stage order; in a run its passages depend on the answers for "
-              f"windows 0..{window - 1}.", file=sys.stderr)
+              f"the earlier {'windows' if instance.family == 'listwise' else 'comparisons'}.", file=sys.stderr)
     print(f"{the_task.name} query {query}, {label}", file=sys.stderr)
     sys.stdout.write(text)  # exactly the prompt bytes (no added newline), so it can be piped and diffed
     sys.stdout.flush()
