@@ -8,7 +8,9 @@ sees the same comparisons in the same order as in the original:
   swapped to the end ``k`` times (re-heapifying between swaps) and the list is reversed, so the first ``k`` are the
   top ``k`` in order.
 * bubblesort: ``k`` passes of windows of ``num_child + 1`` moving from the bottom to position ``i``; the chosen one
-  is swapped to the window's top (with the original's early-stop bookkeeping).
+  is swapped to the window's top (with the original's early-stop bookkeeping, which can skip the bottom of the list
+  in later passes, so with ties its top k is not always the true top k). Windows of one or zero documents, which the
+  original still sends to the model, are skipped: their answer cannot move anything.
 
 The result is the sorted top ``k`` followed by every other candidate in its first-stage order; scores are ranks
 (``-1, -2, …`` like the original). Each comparison depends on the previous one, so a query's comparisons are
@@ -77,7 +79,9 @@ async def bubblesort_top_k(items: Sequence[T], k: int, num_child: int, choose: C
         while True:
             start = max(start, i)
             window = ranking[start:end]
-            best = _chosen(await choose(window), len(window))
+            # the original also "compares" windows of one or zero documents (a prompt with nothing to choose from);
+            # the answer cannot move anything, so no model call is made
+            best = _chosen(await choose(window), len(window)) if len(window) > 1 else 0
             if best != 0:
                 ranking[start], ranking[start + best] = ranking[start + best], ranking[start]
                 if not changed:

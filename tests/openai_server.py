@@ -93,7 +93,7 @@ class ScriptedServer:
                 try:
                     if server.delay:
                         time.sleep(server.delay)
-                    if self.path.rstrip("/") != "/v1/completions":
+                    if self.path.rstrip("/") not in ("/v1/completions", "/v1/score"):
                         status, payload = 404, {"error": {"message": f"no route {self.path}"}}
                     else:
                         status, payload = server.respond(body, hit)
