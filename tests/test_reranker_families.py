@@ -466,3 +466,24 @@ def test_rerankers_readme_documents_every_registered_reranker():
     text = (ROOT / "rerankers" / "README.md").read_text(encoding="utf-8")
     for name in list(RERANKERS):
         assert f"`{name}`" in text, f"rerankers/README.md does not document {name}"
+
+
+def test_qwen3_reranker_over_a_vllm_server_reads_token_id_log_probs(tiny_qwen3_dir, qwen3_tok, tmp_path):
+    from openai_server import ScriptedServer, completion
+
+    yes, no = qwen3_tok.convert_tokens_to_ids(["yes", "no"])
+
+    def respond(body, hit):
+        assert body["max_tokens"] == 1 and sorted(body["allowed_token_ids"]) == sorted([yes, no])
+        p = 0.8 if "phototaxis" in body["prompt"].lower() else 0.3
+        return 200, completion("yes", top_logprobs=[{f"token_id:{yes}": math.log(p),
+                                                     f"token_id:{no}": math.log(1 - p)}])
+
+    with ScriptedServer(respond) as server:
+        code, _, err = _cli("run", "--task", "tiny", "--reranker", "qwen3-reranker", "--model", tiny_qwen3_dir,
+                            "--backend", "openai", "--base-url", server.base_url, "--results-dir", tmp_path,
+                            "--no-cache", "-q")
+    assert code == 0, err
+    [path] = tmp_path.glob("*/tiny/record.json")
+    scores = {float(line.split()[-2]) for line in (path.parent / "run.trec").read_text().splitlines()}
+    assert {round(s, 6) for s in scores} == {0.8, 0.3}

@@ -64,6 +64,8 @@ def test_bright_board_content(site):
     assert "*</span>" in partial and "rankgroup" not in partial  # incomplete run: partial mean, not ranked
     r2med = (site / "board-r2med.html").read_text()
     assert len(re.findall(r'data-sort="s-\d+"', r2med)) == 8 and "39.52" in r2med
+    row = html[html.index('data-key="bright__reasonir-published__reasonrank'):]
+    assert '<span class="family" title="reranker family">listwise</span>' in row[:row.index("</tr>")]
 
 
 def test_run_detail_page(site):
