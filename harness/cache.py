@@ -135,17 +135,33 @@ class CallCache:
     # -- connection handling -------------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS calls ("
-            " key TEXT PRIMARY KEY, model TEXT NOT NULL, value TEXT NOT NULL, checksum TEXT NOT NULL,"
-            " created REAL NOT NULL)"
-        )
-        conn.execute("SELECT count(*) FROM calls WHERE key = ''").fetchone()  # touches the table's pages
-        return conn
+        # Two runs that open a new cache at the same moment race to switch it to WAL; SQLite answers that race with
+        # SQLITE_BUSY at once, without calling the busy handler, so the set-up is retried here until the deadline.
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS calls ("
+                    " key TEXT PRIMARY KEY, model TEXT NOT NULL, value TEXT NOT NULL, checksum TEXT NOT NULL,"
+                    " created REAL NOT NULL)"
+                )
+                conn.execute("SELECT count(*) FROM calls WHERE key = ''").fetchone()  # touches the table's pages
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except BaseException:
+                conn.close()
+                raise
 
     def _open(self) -> None:
         try:
@@ -157,7 +173,7 @@ class CallCache:
             self._conn = self._connect()
 
     def _operational_error(self, exc: sqlite3.OperationalError) -> HarnessError:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if _is_busy(exc):
             return HarnessError(f"The model-call cache {self.path} stayed locked for {_BUSY_TIMEOUT_S:.0f} s by "
                                 "another process. Retry, or use --no-cache.")
         return HarnessError(f"The model-call cache {self.path} cannot be used ({exc}). Set "
@@ -282,3 +298,7 @@ class CachedBackend(BackendWrapper):
             self.inner.close()
         finally:
             self.cache.close()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
