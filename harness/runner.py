@@ -180,14 +180,38 @@ def experiment_identity(experiment: ExperimentSpec, execution: ExecutionSpec, ta
 # Running
 # --------------------------------------------------------------------------------------------------------------------
 
-def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None = None, *,
-                   argv: list[str] | None = None, log: Callable[[str], None] | None = None) -> RunOutcome:
-    """Run ``experiment`` over every subset of its task; returns the outcome (records already written)."""
+@dataclass
+class ExperimentPlan:
+    """An experiment resolved up to its identity, before anything runs (sweeps plan every cell this way)."""
+
+    experiment: ExperimentSpec
+    execution: ExecutionSpec
+    tasks: list
+    reranker: Any
+    first_stage: Any
+    fs_spec: str
+    fs_options: FirstStageOptions
+    identity: dict[str, Any]
+    group: str
+    group_dir: Path
+
+    def finished_subsets(self) -> list[str]:
+        """Subsets of this experiment whose records are already in the results directory."""
+        found = records_by_group(self.group_dir.parent, strict=False).get(self.group_dir, {}).get("subsets", {})
+        return [t.subset for t in self.tasks
+                if t.subset in found and (found[t.subset][0] / "run.trec").is_file()]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.finished_subsets()) == len(self.tasks)
+
+
+def plan_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None = None) -> ExperimentPlan:
+    """Resolve tasks, reranker (its backend stays unbuilt) and first stage, and the experiment's group id."""
     from rerankers import build_reranker
     from tasks import resolve_tasks
 
     execution = execution or ExecutionSpec()
-    results_root = ensure_writable(execution.results_dir)
     tasks = resolve_tasks(experiment.task, experiment.as_subset)
     reranker = build_reranker(experiment.reranker, experiment.settings, execution)
     check_fusion(experiment, reranker)
@@ -197,7 +221,19 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
     first_stage = build_first_stage(fs_spec, fs_options)
     identity = experiment_identity(experiment, execution, tasks, first_stage, reranker)
     group = group_id(identity)
-    group_dir = results_root / group
+    return ExperimentPlan(experiment, execution, tasks, reranker, first_stage, fs_spec, fs_options, identity, group,
+                          Path(execution.results_dir) / group)
+
+
+def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None = None, *,
+                   argv: list[str] | None = None, log: Callable[[str], None] | None = None) -> RunOutcome:
+    """Run ``experiment`` over every subset of its task; returns the outcome (records already written)."""
+    execution = execution or ExecutionSpec()
+    ensure_writable(execution.results_dir)
+    plan = plan_experiment(experiment, execution)
+    tasks, reranker, first_stage, fs_spec, fs_options = (plan.tasks, plan.reranker, plan.first_stage, plan.fs_spec,
+                                                         plan.fs_options)
+    identity, group, group_dir = plan.identity, plan.group, plan.group_dir
     started = utc_now()
     outcomes: list[SubsetOutcome] = []
     say: Callable[[str], None] = log or (lambda message: None)
@@ -513,4 +549,4 @@ def _write_aggregate(identity: dict[str, Any], group: str, group_dir: Path, task
         say(f"{info.title} average {PRIMARY_METRIC} over {scope} = {metrics[PRIMARY_METRIC]:.4f}")
 
 
-__all__ = ["run_experiment", "RunOutcome", "SubsetOutcome", "experiment_identity", "gpu_info"]
+__all__ = ["run_experiment", "plan_experiment", "ExperimentPlan", "RunOutcome", "SubsetOutcome", "experiment_identity", "gpu_info"]

@@ -81,8 +81,15 @@ def build_backend(model: str, execution, *, revision: str | None = None,
                            "it. Save the new traces to another path.")
     engine = engine_settings(name, engine_defaults, dict(execution.backend_args))
     factory = BACKENDS.get(name)
-    backend: Backend = factory(model, revision, execution, engine, argument) if name == "replay" else \
-        factory(model, revision, execution, engine, head=head)
+    if execution.data_parallel > 1:
+        from harness.backends.data_parallel import DataParallelBackend
+
+        backend: Backend = DataParallelBackend(name, model, revision, execution, engine, head=head,
+                                               replicas=execution.data_parallel)
+    elif name == "replay":
+        backend = factory(model, revision, execution, engine, argument)
+    else:
+        backend = factory(model, revision, execution, engine, head=head)
     if backend.revision is None:
         backend.revision = resolve_model_revision(model)
     backend = MeteredBackend(backend)

@@ -42,6 +42,7 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (sampled decoding only)."),
     reranker_arg: Optional[List[str]] = typer.Option(None, "--reranker-arg", help="Any declared reranker option as KEY=VALUE (repeatable; `harness ls rerankers -v` lists them)."),
     gpus: Optional[int] = typer.Option(None, "--gpus", "--tensor-parallel", help="Tensor-parallel GPUs for vLLM [default: 1]."),
+    data_parallel: Optional[int] = typer.Option(None, "--data-parallel", help="Engine replicas on this node (vllm, hf), each of --tensor-parallel GPUs; queries are spread over them and the run file equals --data-parallel 1 under greedy decoding. For a server: `vllm serve --data-parallel-size N` [default: 1]."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (with --backend openai)."),
     served_model: Optional[str] = typer.Option(None, "--served-model", help="Model name the OpenAI-compatible server serves [default: --model]."),
     request_timeout: Optional[float] = typer.Option(None, "--request-timeout", help="Seconds to wait for one server response [default: 1800]."),
