@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "harness.commands.retrieve",  # retrieve (first-stage run on its own)
     "harness.commands.prompt",  # prompt (print the exact reranker prompt)
     "harness.commands.leaderboard",  # site build, verify, submit validate
+    "harness.commands.sweep",  # sweep (a matrix of runs, locally or on Ray)
     "harness.commands.models",  # models prepare | list
     "harness.commands.train",  # train synthesize | filter | convert | sft | grpo
 ]
