@@ -33,6 +33,8 @@ from harness.errors import DataNotAvailableError, HarnessError, require
 from harness.files import TempDir, atomic_write_json, sha256_file
 
 MANIFEST = "harness_model.json"
+# 2: config.json without the GGUF quantization_config (the weights are de-quantized float32)
+PREPARE_RECIPE = 2
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def is_prepared(name: str) -> bool:
     directory = model_dir(name)
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("recipe", 1) != PREPARE_RECIPE:  # prepared by an older harness: prepare again
+            return False
         return all((directory / f).stat().st_size == info["size"] for f, info in manifest["files"].items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
@@ -197,6 +201,12 @@ def prepare(name: str, source: str | os.PathLike | None = None, force: bool = Fa
             fresh.generation_config = loaded.generation_config
             with TempDir(target) as tmp:
                 fresh.save_pretrained(str(tmp), safe_serialization=True)
+                # the weights are plain float32 now; a leftover gguf quantization_config makes trainers refuse
+                # the model ("cannot fine-tune purely quantized models") and misdescribes it to every loader
+                config_path = tmp / "config.json"
+                config = json.loads(config_path.read_text(encoding="utf-8"))
+                config.pop("quantization_config", None)
+                config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
                 tokenizer.save_pretrained(str(tmp))
                 (tmp / "gguf").mkdir()  # the original file, for engines that serve GGUF (llama.cpp)
                 import shutil
@@ -207,7 +217,7 @@ def prepare(name: str, source: str | os.PathLike | None = None, force: bool = Fa
                 atomic_write_json(tmp / MANIFEST, {
                     "name": spec.name, "title": spec.title, "source": spec.pypi_requirement,
                     "gguf_sha256": spec.gguf_sha256, "license": spec.license, "upstream": spec.upstream,
-                    "transformers": transformers.__version__, "files": files,
+                    "transformers": transformers.__version__, "recipe": PREPARE_RECIPE, "files": files,
                 })
         log(f"{name} prepared in {target}")
         return target

@@ -35,6 +35,8 @@ RUN_OPTIONS = OptionSet("harness run", [
     Option("data_parallel", int, 1, "engine replicas", minimum=1),
     Option("concurrency", int, 64, "queries in flight", minimum=1),
     Option("no_cache", bool, False, "bypass the model-call cache"),
+    Option("one_subset_at_a_time", bool, False, "rerank a multi-subset task subset by subset (default: all subsets' "
+           "queries in one engine at once)"),
     Option("save_traces", str, None, "traces JSONL to write"),
     Option("results_dir", str, "results", "records directory"),
     Option("metrics", str, None, "extra metrics (comma-separated)"),
@@ -110,25 +112,33 @@ def build_specs(values: Mapping[str, Any], where: str = "harness run") -> tuple[
         data_parallel=run["data_parallel"], concurrency=run["concurrency"], cache=not run["no_cache"],
         save_traces=run["save_traces"], results_dir=run["results_dir"], metrics=DEFAULT_METRICS + metrics,
         progress=not run["quiet"], backend_args=engine, max_failure_rate=run["max_failure_rate"],
+        one_engine=not run["one_subset_at_a_time"],
     )
     return experiment, execution
 
 
-def load_config(path) -> dict[str, Any]:
-    """A YAML mapping of run option names (command-line values override it)."""
+def read_yaml_mapping(path, what: str, shape: str) -> dict[Any, Any]:
+    """The mapping in YAML file ``path`` (empty file: {}); ``what`` names the file kind in errors ("Config file")
+    and ``shape`` says what the mapping holds."""
     from pathlib import Path
 
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise HarnessError(f"Config file {path} does not exist.")
+        raise HarnessError(f"{what} {path} does not exist.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"Config file {path} is not valid YAML: {exc}") from exc
+        raise HarnessError(f"{what} {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise HarnessError(f"Config file {path} must be a mapping of option names to values.")
+        raise HarnessError(f"{what} {path} must be a mapping of {shape}.")
+    return data
+
+
+def load_config(path) -> dict[str, Any]:
+    """A YAML mapping of run option names (command-line values override it)."""
+    data = read_yaml_mapping(path, "Config file", "option names to values")
     out = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")

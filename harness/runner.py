@@ -240,11 +240,9 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
     try:
         with _Progress(execution.progress) as progress:
             say = log or progress.log
-            for task in tasks:
-                outcome = _run_subset(experiment, execution, identity, group, task, first_stage, fs_spec, fs_options,
-                                      reranker, group_dir, progress, argv, say)
+            def report(outcome: SubsetOutcome) -> None:
                 counts = outcome.record.counts
-                line = f"{task.name}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}"
+                line = f"{outcome.task}: {PRIMARY_METRIC} = {outcome.metrics[PRIMARY_METRIC]:.4f}"
                 if reranker.needs_model:
                     cost = _current_cost(outcome.record)
                     spq = "—" if cost is None or cost.seconds_per_query is None else f"{cost.seconds_per_query:.3f}"
@@ -252,6 +250,22 @@ def run_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None =
                              f"  s/query {spq}")
                 say(f"{line}  ({outcome.directory})")
                 outcomes.append(outcome)
+
+            if len(tasks) > 1 and execution.one_engine and hasattr(reranker, "rerank_many"):
+                # every subset's queries in one engine at once (one subset alone rarely fills the batch); each
+                # subset's record is still written the moment that subset finishes
+                works = [_prepare_subset(experiment, execution, identity, group, task, first_stage, fs_spec,
+                                         fs_options, reranker, group_dir, progress, argv, say) for task in tasks]
+                t_rerank = time.perf_counter()
+
+                def on_done(index: int, results: list[RerankResult]) -> None:
+                    report(_finish_subset(works[index], results, time.perf_counter() - t_rerank))
+
+                reranker.rerank_many([(w.requests, w.context, on_done) for w in works])
+            else:
+                for task in tasks:
+                    report(_run_subset(experiment, execution, identity, group, task, first_stage, fs_spec,
+                                       fs_options, reranker, group_dir, progress, argv, say))
             _write_aggregate(identity, group, group_dir, tasks, started, argv, reranker, fs_spec, say)
     except KeyboardInterrupt:
         done = ", ".join(o.task for o in outcomes) or "none"
@@ -285,9 +299,26 @@ def _counter(backend, name: str) -> int:
         return 0
 
 
+class _SubsetWork:
+    """One subset between its first stage and its record: what the finishing step needs (the prepare step's state)."""
+
+    def __init__(self, **state: Any):
+        self.__dict__.update(state)
+
+
 def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: dict[str, Any], group: str, task,
                 first_stage, fs_spec: str, fs_options: FirstStageOptions, reranker, group_dir: Path, progress, argv,
                 say: Callable[[str], None]) -> SubsetOutcome:
+    work = _prepare_subset(experiment, execution, identity, group, task, first_stage, fs_spec, fs_options, reranker,
+                           group_dir, progress, argv, say)
+    t_rerank = time.perf_counter()
+    results = reranker.rerank(work.requests, work.context) if work.requests else []
+    return _finish_subset(work, results, time.perf_counter() - t_rerank)
+
+
+def _prepare_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: dict[str, Any], group: str, task,
+                    first_stage, fs_spec: str, fs_options: FirstStageOptions, reranker, group_dir: Path, progress,
+                    argv, say: Callable[[str], None]) -> _SubsetWork:
     from rerankers import RerankContext
 
     started = utc_now()
@@ -324,9 +355,16 @@ def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: 
     backend_before = getattr(reranker, "_backend", None)
     retries_before = _counter(backend_before, "retries")
     timeouts_before = _counter(backend_before, "timeouts")
-    t_rerank = time.perf_counter()
-    results = reranker.rerank(requests, context) if requests else []
-    rerank_wall = time.perf_counter() - t_rerank
+    return _SubsetWork(**{k: v for k, v in locals().items() if k not in ("tick",)})
+
+
+def _finish_subset(work: _SubsetWork, results: list[RerankResult], rerank_wall: float) -> SubsetOutcome:
+    """Metrics and record of one reranked subset, written at once (a later subset's crash cannot lose it)."""
+    (experiment, execution, identity, group, task, fs_spec, reranker, group_dir, argv, say, started, t_start, first,
+     queries, qids, requests, judged_all, context, retries_before, timeouts_before) = (
+        work.experiment, work.execution, work.identity, work.group, work.task, work.fs_spec, work.reranker,
+        work.group_dir, work.argv, work.say, work.started, work.t_start, work.first, work.queries, work.qids,
+        work.requests, work.judged_all, work.context, work.retries_before, work.timeouts_before)
     if len(results) != len(requests):
         raise HarnessError(f"Reranker {experiment.reranker!r} returned {len(results)} results for {len(requests)} "
                            "queries.")

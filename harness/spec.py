@@ -92,6 +92,7 @@ class ExecutionSpec:
     progress: bool = True
     backend_args: tuple[tuple[str, Any], ...] = ()  # validated against the backend's declared options
     max_failure_rate: float = 0.5  # above: the record is flagged degenerate and the command exits non-zero
+    one_engine: bool = True  # a multi-subset run feeds every subset's queries into one engine at once
 
     def __post_init__(self):
         object.__setattr__(self, "backend_args", _frozen_items(self.backend_args))

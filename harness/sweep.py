@@ -38,10 +38,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from harness.errors import HarnessError, MissingExtraError
-from harness.run_options import ALL_KEYS, build_specs, unknown_key_error
+from harness.run_options import ALL_KEYS, build_specs, read_yaml_mapping, unknown_key_error
 
 SWEEP_KEYS = ("base", "matrix", "cells", "exclude", "resources")
 RESOURCE_KEYS = ("num_gpus", "num_cpus")
@@ -94,17 +94,8 @@ def _label(value: Any) -> str:
 
 def load_sweep(path: str | os.PathLike) -> list[Cell]:
     """The cells of a sweep file, in matrix order then the extra cells; an unknown key is a clear error."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise HarnessError(f"Sweep file {path} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"Sweep file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HarnessError(f"Sweep file {path} must be a mapping with {', '.join(SWEEP_KEYS)}.")
+    data = read_yaml_mapping(path, "Sweep file", ", ".join(SWEEP_KEYS))
     for key in data:
         if key not in SWEEP_KEYS:
             raise HarnessError(f"Sweep file {path}: unknown key {key!r}; a sweep has {', '.join(SWEEP_KEYS)} (run "

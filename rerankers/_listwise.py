@@ -99,9 +99,10 @@ def uncovered_positions(n_candidates: int, window_size: int, step: int, schedule
 async def rerank_listwise(requests: Sequence[RerankRequest], rerank_window: WindowFn, *, window_size: int,
                           step: int, concurrency: int,
                           on_query_done: Callable[[int], None] = lambda n: None,
-                          schedule=window_schedule) -> list[RerankResult]:
-    """Run every query's windows sequentially, many queries at once; one result per request, same order."""
-    limit = asyncio.Semaphore(max(1, concurrency))
+                          schedule=window_schedule, limit: asyncio.Semaphore | None = None) -> list[RerankResult]:
+    """Run every query's windows sequentially, many queries at once; one result per request, same order.
+    ``limit``: a semaphore shared with other subsets of the run (default: one of ``concurrency`` for this call)."""
+    limit = limit or asyncio.Semaphore(max(1, concurrency))
 
     async def one_query(request: RerankRequest) -> RerankResult:
         async with limit:
@@ -190,7 +191,7 @@ class ListwiseLLMReranker(LLMReranker):
 
         return await rerank_listwise(requests, one_window, window_size=self.window_size, step=self.step,
                                      concurrency=self.execution.concurrency, on_query_done=context.progress,
-                                     schedule=self.schedule)
+                                     schedule=self.schedule, limit=context.limit)
 
 
 def digits_permutation(response: str, window_len: int) -> tuple[list[int], str | None]:

@@ -153,6 +153,27 @@ class LLMReranker(Reranker):
         self.backend  # build (and load) the engine first
         return run_coroutine(self._arerank(list(requests), context))
 
+    def rerank_many(self, batches) -> list[list[RerankResult]]:
+        """Several subsets' ``(requests, context)`` in one event loop on one engine, so the engine's batch holds
+        every subset's queries at once; ``on_done(index, results)`` of each batch runs as soon as that subset is
+        finished. Rankings equal one subset at a time: each query's calls depend only on that query."""
+        self.backend
+
+        async def run_all():
+            limit = asyncio.Semaphore(max(1, self.execution.concurrency))
+            out: list = [None] * len(batches)
+
+            async def one(index, requests, context, on_done):
+                context.limit = limit
+                results = await self._arerank(list(requests), context)
+                out[index] = results
+                on_done(index, results)
+
+            await asyncio.gather(*(one(i, *batch) for i, batch in enumerate(batches)))
+            return out
+
+        return run_coroutine(run_all())
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()

@@ -153,7 +153,7 @@ class SetwiseLLMReranker(LLMReranker):
 
     async def _arerank(self, requests: Sequence[RerankRequest], context: RerankContext) -> list[RerankResult]:
         sort = SORTS[self.method]
-        limit = asyncio.Semaphore(max(1, self.execution.concurrency))
+        limit = context.limit or asyncio.Semaphore(max(1, self.execution.concurrency))
 
         async def one_query(request: RerankRequest) -> RerankResult:
             calls: list[CallStats] = []

@@ -31,6 +31,8 @@ class RerankContext:
     qrels: Qrels | None = None  # only the oracle may look at judgments
     progress: Callable[[int], None] = lambda n: None  # call with the number of queries just finished
     info: dict[str, Any] = field(default_factory=dict)  # reranker → runner: quirks, notes
+    # queries in flight across every subset of a run that feeds one engine (None: --concurrency for this call)
+    limit: Any = None
 
 
 class Reranker(ABC):

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, require
-from training.sft import TrainConfig, has_gpu, load_model_and_tokenizer, peft_config, save_final, trainer_args
+from training.sft import (
+    TrainConfig, has_gpu, load_model_and_tokenizer, make_trainer_config, peft_config, save_final, trainer_args,
+)
 
 GRPO_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
@@ -74,7 +76,7 @@ def train_grpo(config: TrainConfig) -> Path:
         args["use_vllm"] = False
     if args.get("use_vllm"):
         args.setdefault("vllm_mode", "colocate")
-    grpo_args = trl.GRPOConfig(**args)
+    grpo_args = make_trainer_config(trl.GRPOConfig, args, config)
     trainer = trl.GRPOTrainer(model=model, reward_funcs=[multi_view_reward], args=grpo_args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=peft_config(config))
     trainer.train()

@@ -93,12 +93,44 @@ def has_gpu() -> bool:
 def trainer_args(config: TrainConfig, defaults: dict[str, Any]) -> dict[str, Any]:
     """trl config arguments: defaults < YAML ``trainer`` < CPU adjustments (no bf16/fp16 without a GPU)."""
     args = {**defaults, **config.trainer, "output_dir": config.output_dir}
+    if "warmup_ratio" in args and not _accepts("warmup_ratio"):
+        # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio of the total steps)
+        ratio = args.pop("warmup_ratio")
+        if args.get("warmup_steps"):
+            raise HarnessError(f"Training config {config.path}: give warmup_ratio or warmup_steps, not both.")
+        args["warmup_steps"] = float(ratio)
     if not has_gpu():
         args.update(use_cpu=True, bf16=False, fp16=False)
         args.pop("deepspeed", None)
         if args.get("optim", "").startswith(("adamw_torch_fused", "paged_", "adamw_bnb")):
             args["optim"] = "adamw_torch"
     return args
+
+
+def _accepts(name: str) -> bool:
+    import inspect
+
+    transformers = require("transformers", "train", "Training")
+    return name in inspect.signature(transformers.TrainingArguments.__init__).parameters
+
+
+def make_trainer_config(cls, args: dict[str, Any], config: TrainConfig):
+    """``cls(**args)`` (trl.SFTConfig / GRPOConfig), with an unknown or bad ``trainer:`` key as a clear error."""
+    import inspect
+
+    known = set(inspect.signature(cls.__init__).parameters)
+    unknown = sorted(set(args) - known)
+    if unknown:
+        import difflib
+
+        hints = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        named = ", ".join(f"{k!r}" + (f" (did you mean {hints[k][0]!r}?)" if hints[k] else "") for k in unknown)
+        raise HarnessError(f"Training config {config.path}: trainer: {named} not accepted by this trl/transformers "
+                           f"({cls.__name__}); remove or rename them.")
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"Training config {config.path}: trainer settings rejected by {cls.__name__}: {exc}") from exc
 
 
 def load_model_and_tokenizer(config: TrainConfig):
@@ -159,9 +191,18 @@ def save_final(trainer, tokenizer, config: TrainConfig) -> Path:
         (out / "harness_training.json").write_text(json.dumps({
             "config": config.path, "base_model": config.model, "data": config.data,
             "lora": config.lora, "lora_merged": merge,
+            # per-step loss / reward as the trainer logged them (plots and the training README's figures)
+            "log_history": _plain_log(trainer.state.log_history),
         }, indent=2) + "\n", encoding="utf-8")
     accelerator.wait_for_everyone()
     return out
+
+
+def _plain_log(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    plain = []
+    for entry in history:
+        plain.append({k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in entry.items()})
+    return plain
 
 
 def merge_adapter(base_model: str, adapter_dir: str | Path, out_dir: str | Path) -> Path:
@@ -209,7 +250,7 @@ def train_sft(config: TrainConfig) -> Path:
     if not rows:
         raise HarnessError(f"No SFT rows in {config.data}.")
     dataset = datasets.Dataset.from_list(_prompt_completion(rows))
-    args = trl.SFTConfig(**trainer_args(config, SFT_DEFAULTS))
+    args = make_trainer_config(trl.SFTConfig, trainer_args(config, SFT_DEFAULTS), config)
     trainer = trl.SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=peft_config(config))
     trainer.train()

@@ -25,7 +25,13 @@ Teacher API (``api``):
 - ``completions``: the harness ``openai`` backend, sending the chat-templated prompt string (template from
   ``tokenizer``, default the teacher id) to ``<base_url>/completions``, exactly as the rerankers do.
 
-Both go through the model-call cache (``harness.cache``), so an interrupted run resumes where it stopped and a
+**Judgments teacher** (``teacher="judgments"``, no model, no server): for offline proofs of the recipe, the task's
+own judgments give the ranking (judged-relevant passages first, by grade, then the others in first-stage order),
+``relevant_docids`` are the judged-relevant passages, and the reasoning is a short *templated* rationale naming them.
+It is a format and ranking teacher, not a reasoning teacher; every row says so in ``teacher.kind``. The
+self-consistency filter runs on its rows like on any other (windows without a relevant passage score 0 and go).
+
+Model teachers go through the model-call cache (``harness.cache``), so an interrupted run resumes where it stopped and a
 finished one re-runs with zero calls; ``concurrency`` bounds the requests in flight.
 """
 
@@ -55,11 +61,15 @@ _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
+JUDGMENTS_TEACHER = "judgments"
+JUDGMENTS_KIND = "judgments: ranking and relevant ids from the task's qrels, templated rationale (not a reasoning teacher)"
+
+
 @dataclass(frozen=True)
 class SynthesisSpec:
     task: str
     teacher: str  # model name the server serves (e.g. deepseek-reasoner, deepseek-ai/DeepSeek-R1)
-    base_url: str
+    base_url: str | None
     out_dir: str
     first_stage: str | None = None  # None: the task's default first stage
     top_k: int = 20
@@ -104,6 +114,7 @@ def synthesize(spec: SynthesisSpec, progress: Callable[[int, int], None] | None 
     items: list[dict[str, Any]] = []
     queries_text: dict[str, str] = {}
     docs_text: dict[str, str] = {}
+    judgments: dict[str, dict[str, int]] = {}
     tasks = resolve_tasks(spec.task)
     for task in tasks:
         # several subsets (e.g. "bright") reuse qids such as "0": namespace ids so the merged texts stay unique
@@ -113,6 +124,9 @@ def synthesize(spec: SynthesisSpec, progress: Callable[[int, int], None] | None 
         queries = task.queries()  # the teacher, like the reranker, sees the original query text
         qids = [q for q in queries if q in first.run][: spec.limit]
         texts = task.docs({d for q in qids for d, _ in first.run[q][: spec.top_k]})
+        if spec.teacher == JUDGMENTS_TEACHER:
+            task.require_judgments()
+            judgments.update({ns + q: {ns + d: int(g) for d, g in task.qrels.get(q, {}).items()} for q in qids})
         for qid in qids:
             docids = [d for d, _ in first.run[qid][: spec.top_k] if d in texts]
             queries_text[ns + qid] = queries[qid]
@@ -124,11 +138,17 @@ def synthesize(spec: SynthesisSpec, progress: Callable[[int, int], None] | None 
     if not items:
         raise HarnessError(f"No candidates to label for task {spec.task!r} (empty first stage or --limit 0).")
 
-    backend = _teacher_backend(spec)
-    try:
-        rows = asyncio.run(_label_all(items, queries_text, docs_text, backend, tokenizer, spec, progress))
-    finally:
-        backend.close()
+    if spec.teacher == JUDGMENTS_TEACHER:
+        rows = _label_from_judgments(items, queries_text, judgments, progress)
+    else:
+        if not spec.base_url:
+            raise HarnessError(f"Teacher {spec.teacher!r} needs --base-url (an OpenAI-compatible server); use "
+                               f"--teacher {JUDGMENTS_TEACHER} to label windows from the task's judgments instead.")
+        backend = _teacher_backend(spec)
+        try:
+            rows = asyncio.run(_label_all(items, queries_text, docs_text, backend, tokenizer, spec, progress))
+        finally:
+            backend.close()
 
     report = _report(rows)
     out = Path(spec.out_dir)
@@ -184,6 +204,42 @@ async def _label_all(items, queries, docs, backend: Backend, tokenizer, spec: Sy
         }
 
     return list(await asyncio.gather(*(label(item) for item in items)))
+
+
+def judgments_rationale(query: str, relevant_positions: list[int]) -> str:
+    """The templated rationale of the judgments teacher (identifiers are 1-based prompt positions)."""
+    words = query.split()
+    topic = " ".join(words[:12]).rstrip(".") + (" …" if len(words) > 12 else "")
+    if not relevant_positions:
+        return f"The query asks: {topic}. No passage answers it, so the first-stage order is kept."
+    named = ", ".join(f"[{i}]" for i in relevant_positions)
+    verb = "answers" if len(relevant_positions) == 1 else "answer"
+    return (f"The query asks: {topic}. Passage {named} {verb} it directly, so it comes first; the other passages "
+            "describe other things and keep their order.")
+
+
+def _label_from_judgments(items, queries, judgments: dict[str, dict[str, int]],
+                          progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+    rows = []
+    for done, item in enumerate(items, 1):
+        initial = item["initial_list"]
+        grades = judgments.get(item["qid"], {})
+        relevant = [d for d in initial if grades.get(d, 0) > 0]
+        # judged-relevant first by grade (stable: first-stage order among equals), then the rest in first-stage order
+        final = sorted(relevant, key=lambda d: -grades[d]) + [d for d in initial if d not in relevant]
+        positions = [initial.index(d) + 1 for d in sorted(relevant, key=lambda d: -grades[d])]
+        rows.append({
+            "dataset": item["dataset"], "qid": item["qid"], "initial_list": initial, "final_list": final,
+            "reasoning": judgments_rationale(queries[item["qid"]], positions),
+            "relevant_docids": relevant, "window": item["window"],
+            "teacher": {"model": JUDGMENTS_TEACHER, "kind": JUDGMENTS_KIND, "api": None, "ranking_parsed": True,
+                        "ranking_answer": " > ".join(f"[{initial.index(d) + 1}]" for d in final),
+                        "finish_reason": "stop"},
+            "usage": {"input_tokens": 0, "output_tokens": 0, "seconds": 0.0, "calls": 0, "cached_calls": 0},
+        })
+        if progress is not None:
+            progress(done, len(items))
+    return rows
 
 
 # -- parsing the teacher -------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def run(
     backend_arg: Optional[List[str]] = typer.Option(None, "--backend-arg", help="Any declared engine option as KEY=VALUE (repeatable; `harness ls backends -v`)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Queries in flight at once [default: 64]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the model-call cache."),
+    one_subset_at_a_time: bool = typer.Option(False, "--one-subset-at-a-time", help="Rerank a multi-subset task (--task bright) one subset after another, as the authors' scripts do; by default every subset's queries go into one engine at once (same rankings, fuller batches)."),
     no_server_extensions: bool = typer.Option(False, "--no-server-extensions", help="--backend openai against a strict hosted API: send only standard OpenAI fields (greedy listwise rerankers work; Rank1's token-id log-probs need vllm serve/SGLang)."),
     save_traces: Optional[Path] = typer.Option(None, "--save-traces", help="Write every model call (prompt, response) to this JSONL; replay it with --backend replay:PATH."),
     bm25_backend: Optional[str] = typer.Option(None, "--bm25-backend", help="BM25 engine: python or pyserini [default: python]."),
@@ -82,7 +83,7 @@ def run(
 
     given = {k: v for k, v in locals().items() if k not in ("config", "reranker_arg", "backend_arg")
              and v is not None and not callable(v)}
-    for switch in ("no_cache", "no_server_extensions", "quiet"):  # False means "not given" for these flags
+    for switch in ("no_cache", "no_server_extensions", "quiet", "one_subset_at_a_time"):  # False means "not given" for these flags
         if given.get(switch) is False:
             del given[switch]
     if isinstance(given.get("results_dir"), Path):

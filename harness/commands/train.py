@@ -20,8 +20,8 @@ train_app = typer.Typer(
 @train_app.command()
 def synthesize(
     task: str = typer.Option(..., "--task", "-t", help="Task name (bright/biology, tiny, …) or a BEIR-layout directory."),
-    teacher: str = typer.Option(..., "--teacher", help="Teacher model name as the server serves it (e.g. deepseek-reasoner)."),
-    base_url: str = typer.Option(..., "--base-url", help="OpenAI-compatible server, e.g. https://api.deepseek.com/v1 or http://localhost:8000/v1."),
+    teacher: str = typer.Option(..., "--teacher", help="Teacher model name as the server serves it (e.g. deepseek-reasoner), or 'judgments': ranking and relevant ids from the task's qrels with a templated rationale (no model; a format and ranking teacher, not a reasoning teacher)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. https://api.deepseek.com/v1 or http://localhost:8000/v1 (not with --teacher judgments)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (13k layout: training_data_all.jsonl, id_query/, id_doc/)."),
     first_stage: Optional[str] = typer.Option(None, "--first-stage", "-f", help="First-stage spec (bm25, run:PATH, …); default: the task's."),
     top_k: int = typer.Option(20, "--top-k", help="Candidates per query."),
