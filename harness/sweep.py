@@ -525,6 +525,22 @@ def _ray_defs(ray):
     return _RAY_DEFS["ledger"], _RAY_DEFS["cell"]
 
 
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` head that does not answer fails at once (Ray itself retries for minutes)."""
+    import socket
+
+    if address in ("auto", "local") or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"--ray {address}: nothing answers there ({exc}). Start the head with `ray start --head "
+                           "--port PORT` (workers: `ray start --address HEAD:PORT`), or use --ray local for a "
+                           "one-machine Ray.") from exc
+
+
 def _node_names(ray) -> dict[str, str]:
     names = {}
     for node in ray.nodes():
@@ -536,8 +552,14 @@ def _node_names(ray) -> dict[str, str]:
 def _run_on_ray(todo: list[Cell], root: Path, retries: int, address: str, changed: Callable[[], None]) -> None:
     ray = _import_ray()
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False)
+        _check_reachable(address)
+        try:
+            ray.init(address=None if address == "local" else address, include_dashboard=False,
+                     logging_level="ERROR", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise HarnessError(f"--ray {address}: no Ray cluster to join ({exc}). Start one with `ray start --head` "
+                               "(and `ray start --address HEAD:6379` on each worker), or use --ray local for a "
+                               "one-machine Ray.") from exc
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     alive = [n for n in ray.nodes() if n.get("Alive")]

@@ -218,3 +218,13 @@ def test_the_readme_sweep_file_is_the_committed_one_and_loads():
     cells = load_sweep(root / "sweeps" / "bright.yaml")
     assert len(cells) == 7  # 2 × 2 × 2, minus rankzephyr at window 10 on both tasks, plus one extra cell
     assert cells[-1].values == {"backend": "vllm", "task": "bright", "reranker": "rank1"}
+
+
+def test_a_ray_head_that_does_not_answer_fails_at_once(tmp_path):
+    path = _write(tmp_path / "s.yaml", {"base": {"task": "tiny"}, "matrix": {"reranker": ["oracle"]}})
+    from harness.sweep import _check_reachable
+
+    with pytest.raises(HarnessError, match="nothing answers there"):
+        _check_reachable("127.0.0.1:9")
+    _check_reachable("auto")  # resolved by Ray itself
+    assert load_sweep(path)
