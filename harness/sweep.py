@@ -380,6 +380,7 @@ def _run_in_subprocesses(todo: list[Cell], root: Path, retries: int, max_paralle
     import yaml
 
     free = _local_gpus()
+    has_gpus = bool(free)  # a machine without GPUs runs CPU cells side by side; with GPUs a cell waits for its own
     queue = [c for c in todo if c.status != "unplaceable"]
     running: list[tuple[Cell, subprocess.Popen, list[str], float, Path]] = []
     work = Path(tempfile.mkdtemp(prefix=".sweep-", dir=root))
@@ -402,11 +403,11 @@ def _run_in_subprocesses(todo: list[Cell], root: Path, retries: int, max_paralle
                     cell.status, cell.error = "failed", (tail[-1] if tail else f"exit code {proc.returncode}")
                 changed()
             while queue and len(running) < max_parallel:
-                cell = next((c for c in queue if not free or c.num_gpus <= len(free)), None)
+                cell = next((c for c in queue if not has_gpus or c.num_gpus <= len(free)), None)
                 if cell is None:
                     break
                 queue.remove(cell)
-                gpus = [free.pop(0) for _ in range(int(cell.num_gpus))] if free else []
+                gpus = [free.pop(0) for _ in range(int(cell.num_gpus))] if has_gpus else []
                 config = work / f"{cell.group}-{cell.attempts}.yaml"
                 config.write_text(yaml.safe_dump({**cell.values, "results_dir": str(root)}), encoding="utf-8")
                 env = dict(os.environ)

@@ -228,3 +228,21 @@ def test_a_ray_head_that_does_not_answer_fails_at_once(tmp_path):
         _check_reachable("127.0.0.1:9")
     _check_reachable("auto")  # resolved by Ray itself
     assert load_sweep(path)
+
+
+def test_max_parallel_gives_each_cell_its_own_gpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # two GPUs as far as the sweep's placement is concerned
+    path = _write(tmp_path / "g.yaml", {"base": {"task": "tiny"}, "matrix": {"reranker": ["none", "oracle"],
+                                                                          "top_k": [2, 3]},
+                                        "resources": {"num_gpus": 1}})
+    seen: list[list[str]] = []
+
+    def on_change(cells):
+        seen.append([c.node for c in cells if c.status == "running"])
+
+    outcome = run_sweep(plan_cells(load_sweep(path), tmp_path / "r"), tmp_path / "r", max_parallel=3, quiet=True,
+                        on_change=on_change)
+    assert [c.status for c in outcome.cells] == ["done"] * 4
+    assert max(len(running) for running in seen) <= 2  # three slots, but only two GPUs
+    for running in seen:
+        assert len(set(running)) == len(running) and all(n in ("local GPU 0", "local GPU 1") for n in running)
