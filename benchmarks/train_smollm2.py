@@ -48,7 +48,8 @@ def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def build_data(out: Path, model: Path, limit: int | None, eval_queries: int) -> dict[str, Path]:
+def build_data(out: Path, model: Path, limit: int | None, eval_queries: int,
+               shuffle_seed: int | None = None) -> dict[str, Path]:
     from training.data import PromptBuilder, grpo_rows, load_ranking_examples, sft_rows, write_jsonl
     from training.filter import filter_dir
     from training.synthesize import JUDGMENTS_TEACHER, SynthesisSpec, synthesize
@@ -56,7 +57,10 @@ def build_data(out: Path, model: Path, limit: int | None, eval_queries: int) -> 
     data = out / "data"
     common = dict(teacher=JUDGMENTS_TEACHER, base_url=None, top_k=WINDOW, window_size=WINDOW, tokenizer=str(model),
                   passage_length=PASSAGE_TOKENS)
-    synthesize(SynthesisSpec(task="pydocs/train", out_dir=str(data / "train-labelled"), limit=limit, **common))
+    # --shuffle-windows: training windows in a seeded random order (held-out windows keep the first-stage order);
+    # see training/README.md for what it did to a 135M student
+    synthesize(SynthesisSpec(task="pydocs/train", out_dir=str(data / "train-labelled"), limit=limit,
+                             shuffle_seed=shuffle_seed, **common))
     report = filter_dir(data / "train-labelled", data / "train-filtered")
     _say(f"self-consistency filter: kept {report.kept} of {report.total} training windows")
     from harness.models import load_tokenizer
@@ -202,6 +206,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="base model directory [default: the embedded SmolLM2-135M]")
     parser.add_argument("--train-queries", type=int, help="only the first N training queries [default: all]")
+    parser.add_argument("--shuffle-windows", action="store_true", help="permute each training window's passages "
+                        "(seeded by --seed) so the relevant one is not mostly first")
+    parser.add_argument("--reuse", action="store_true", help="keep the data and checkpoints already in --out (an "
+                        "interrupted run resumes at the evaluation)")
     for key in FULL:
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"[default: {FULL[key]}, quick {QUICK[key]}]")
     args = parser.parse_args(argv)
@@ -220,8 +228,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model = prepared_path("smollm2-135m", log=_say)
     else:
         model = args.model
-    data = build_data(out, model, args.train_queries, sizes["eval_queries"])
-    sft_dir, grpo_dir, losses, rewards = train(out, model, data, sizes, args.seed)
+    done = [out / "checkpoints" / name / "harness_training.json" for name in ("sft", "grpo")]
+    if args.reuse and all(p.is_file() for p in done) and (out / "data" / "heldout-labelled").is_dir():
+        report = json.loads((out / "data" / "train-filtered" / "filter_report.json").read_text())
+        kept = sum(d["kept"] for d in report["per_domain"].values())
+        total = sum(d["total"] for d in report["per_domain"].values())
+        data = {"heldout": out / "data" / "heldout-labelled", "kept": kept, "total": total}
+        sft_dir, grpo_dir = done[0].parent, done[1].parent
+        history = lambda d: json.loads((d / "harness_training.json").read_text())["log_history"]  # noqa: E731
+        losses = [(e["step"], e["loss"]) for e in history(sft_dir) if "loss" in e]
+        rewards = [(e["step"], e["reward"]) for e in history(grpo_dir) if "reward" in e]
+        _say(f"reusing the data and checkpoints in {out}")
+    else:
+        data = build_data(out, model, args.train_queries, sizes["eval_queries"],
+                          args.seed if args.shuffle_windows else None)
+        sft_dir, grpo_dir, losses, rewards = train(out, model, data, sizes, args.seed)
     reference = _heldout_reference(data["heldout"])
     rows = [evaluate(out, "first-stage", None, sizes["eval_queries"], reference)]
     for label, directory in (("base", model), ("sft", sft_dir), ("grpo", grpo_dir)):
@@ -232,6 +253,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
              f"seed {args.seed}, {machine}")
     image = plot(out / "training.png", losses, rewards, title)
     summary = {"rows": rows, "sft_loss": losses, "grpo_reward": rewards, "sizes": sizes, "seed": args.seed,
+               "shuffle_windows": args.shuffle_windows,
                "machine": machine, "minutes": round(minutes, 1), "quick": args.quick,
                "training_windows": {"kept": data["kept"], "labelled": data["total"]},
                "plot": None if image is None else str(image)}

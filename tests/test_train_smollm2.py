@@ -52,6 +52,22 @@ def test_judgments_teacher_labels_and_the_filter_runs(smollm2, tmp_path):
     assert filtered.kept == len(with_relevant) < filtered.total  # windows without a relevant passage go
 
 
+def test_shuffled_windows_are_seeded_permutations_of_the_first_stage_windows(smollm2, tmp_path):
+    from training.synthesize import SynthesisSpec, synthesize
+
+    def rows(seed, name):
+        synthesize(SynthesisSpec(task="pydocs/train", teacher="judgments", base_url=None, out_dir=str(tmp_path / name),
+                                 top_k=10, window_size=10, limit=12, tokenizer=str(smollm2), passage_length=32,
+                                 shuffle_seed=seed))
+        return [json.loads(line) for line in (tmp_path / name / "training_data_all.jsonl").read_text().splitlines()]
+
+    plain, shuffled, again = rows(None, "plain"), rows(7, "a"), rows(7, "b")
+    assert [r["initial_list"] for r in shuffled] == [r["initial_list"] for r in again]  # seeded
+    assert all(sorted(a["initial_list"]) == sorted(b["initial_list"]) for a, b in zip(plain, shuffled))
+    assert any(a["initial_list"] != b["initial_list"] for a, b in zip(plain, shuffled))
+    assert all(r["final_list"][0] in r["relevant_docids"] for r in shuffled if r["relevant_docids"])
+
+
 @pytest.mark.slow
 def test_train_smollm2_smoke_loss_falls_and_the_checkpoint_reranks(smollm2, tmp_path):
     spec = importlib.util.spec_from_file_location("train_smollm2", ROOT / "benchmarks" / "train_smollm2.py")

@@ -86,6 +86,9 @@ class SynthesisSpec:
     cache_dir: str | None = None
     query_field: str = "original"
     api_key: str | None = None
+    # permute each window's passages (seeded per query and window) so the relevant passage is not mostly first:
+    # a small student trained on first-stage order learns "answer [1]" (the first stage's own ranking)
+    shuffle_seed: int | None = None
 
 
 @dataclass
@@ -132,6 +135,10 @@ def synthesize(spec: SynthesisSpec, progress: Callable[[int, int], None] | None 
             queries_text[ns + qid] = queries[qid]
             for start in range(0, len(docids), spec.window_size):
                 window = docids[start:start + spec.window_size]
+                if spec.shuffle_seed is not None:
+                    import random
+
+                    random.Random(f"{spec.shuffle_seed}:{ns}{qid}:{start}").shuffle(window)
                 docs_text.update({ns + d: texts[d] for d in window})
                 items.append({"dataset": task.subset, "qid": ns + qid, "initial_list": [ns + d for d in window],
                               "window": [start, start + len(window)]})

@@ -36,6 +36,7 @@ def synthesize(
     concurrency: int = typer.Option(16, "--concurrency", help="Teacher requests in flight."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the model-call cache (no resume)."),
     query_field: str = typer.Option("original", "--query-field", help="Query field for the first stage."),
+    shuffle_windows: Optional[int] = typer.Option(None, "--shuffle-windows", help="Permute each window's passages with this seed (per query and window), so the relevant passage is not mostly in first position; the labels follow the permuted order."),
 ) -> None:
     """Label candidate windows with a teacher: reasoning, final ranking, relevant ids (cached, resumable)."""
     import sys
@@ -49,7 +50,8 @@ def synthesize(
     report = run(SynthesisSpec(task=task, teacher=teacher, base_url=base_url, out_dir=str(out), first_stage=first_stage,
                                top_k=top_k, window_size=window_size, limit=limit, api=api, tokenizer=tokenizer,
                                passage_length=passage_length, max_tokens=max_tokens, temperature=temperature,
-                               top_p=top_p, concurrency=concurrency, cache=not no_cache, query_field=query_field),
+                               top_p=top_p, concurrency=concurrency, cache=not no_cache, query_field=query_field,
+                               shuffle_seed=shuffle_windows),
                  progress=progress)
     typer.echo(f"{report.examples} examples → {out} | calls {report.calls} ({report.cached_calls} cached) | "
                f"tokens in {report.input_tokens:,} out {report.output_tokens:,} | teacher {report.teacher_seconds:.1f}s")
