@@ -98,10 +98,16 @@ def train(out: Path, model: Path, data: dict, sizes: dict, seed: int) -> tuple[P
     start = time.perf_counter()
     grpo_dir = train_grpo(grpo)
     _say(f"GRPO: {sizes['grpo_steps']} steps in {time.perf_counter() - start:.0f} s → {grpo_dir}")
-    history = lambda d: json.loads((d / "harness_training.json").read_text())["log_history"]  # noqa: E731
-    losses = [(e["step"], e["loss"]) for e in history(sft_dir) if "loss" in e]
-    rewards = [(e["step"], e["reward"]) for e in history(grpo_dir) if "reward" in e]
-    return sft_dir, grpo_dir, losses, rewards
+    return (sft_dir, grpo_dir, *_curves(sft_dir, grpo_dir))
+
+
+def _curves(sft_dir: Path, grpo_dir: Path) -> tuple[list, list]:
+    """(step, SFT loss) and (step, GRPO mean reward) as the trainers logged them (harness_training.json)."""
+    def history(directory: Path) -> list[dict]:
+        return json.loads((directory / "harness_training.json").read_text())["log_history"]
+
+    return ([(e["step"], e["loss"]) for e in history(sft_dir) if "loss" in e],
+            [(e["step"], e["reward"]) for e in history(grpo_dir) if "reward" in e])
 
 
 def _heldout_reference(directory: Path) -> dict[str, dict]:
@@ -235,9 +241,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         total = sum(d["total"] for d in report["per_domain"].values())
         data = {"heldout": out / "data" / "heldout-labelled", "kept": kept, "total": total}
         sft_dir, grpo_dir = done[0].parent, done[1].parent
-        history = lambda d: json.loads((d / "harness_training.json").read_text())["log_history"]  # noqa: E731
-        losses = [(e["step"], e["loss"]) for e in history(sft_dir) if "loss" in e]
-        rewards = [(e["step"], e["reward"]) for e in history(grpo_dir) if "reward" in e]
+        losses, rewards = _curves(sft_dir, grpo_dir)
         _say(f"reusing the data and checkpoints in {out}")
     else:
         data = build_data(out, model, args.train_queries, sizes["eval_queries"],

@@ -201,10 +201,6 @@ class ExperimentPlan:
         return [t.subset for t in self.tasks
                 if t.subset in found and (found[t.subset][0] / "run.trec").is_file()]
 
-    @property
-    def complete(self) -> bool:
-        return len(self.finished_subsets()) == len(self.tasks)
-
 
 def plan_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None = None) -> ExperimentPlan:
     """Resolve tasks, reranker (its backend stays unbuilt) and first stage, and the experiment's group id."""
@@ -299,11 +295,30 @@ def _counter(backend, name: str) -> int:
         return 0
 
 
+@dataclass
 class _SubsetWork:
-    """One subset between its first stage and its record: what the finishing step needs (the prepare step's state)."""
+    """One subset between its first stage and its record: what the finishing step needs."""
 
-    def __init__(self, **state: Any):
-        self.__dict__.update(state)
+    experiment: ExperimentSpec
+    execution: ExecutionSpec
+    identity: dict[str, Any]
+    group: str
+    task: Any
+    fs_spec: str
+    reranker: Any
+    group_dir: Path
+    argv: list[str] | None
+    say: Callable[[str], None]
+    started: str
+    t_start: float
+    first: Any
+    queries: dict[str, str]
+    qids: list[str]
+    requests: list[RerankRequest]
+    judged_all: dict[str, dict[str, int]]
+    context: Any
+    retries_before: int
+    timeouts_before: int
 
 
 def _run_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identity: dict[str, Any], group: str, task,
@@ -355,7 +370,8 @@ def _prepare_subset(experiment: ExperimentSpec, execution: ExecutionSpec, identi
     backend_before = getattr(reranker, "_backend", None)
     retries_before = _counter(backend_before, "retries")
     timeouts_before = _counter(backend_before, "timeouts")
-    return _SubsetWork(**{k: v for k, v in locals().items() if k not in ("tick",)})
+    return _SubsetWork(experiment, execution, identity, group, task, fs_spec, reranker, group_dir, argv, say, started,
+                       t_start, first, queries, qids, requests, judged_all, context, retries_before, timeouts_before)
 
 
 def _finish_subset(work: _SubsetWork, results: list[RerankResult], rerank_wall: float) -> SubsetOutcome:

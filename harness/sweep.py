@@ -330,7 +330,6 @@ def run_sweep(cells: list[Cell], results_dir: str | os.PathLike, *, retries: int
 
         if ray_address is not None:
             _run_on_ray(todo, root, retries, ray_address, changed)
-            todo = []
         else:
             gpus = len(_local_gpus())
             for cell in todo:
@@ -338,13 +337,11 @@ def run_sweep(cells: list[Cell], results_dir: str | os.PathLike, *, retries: int
                     cell.status = "unplaceable"
                     cell.error = (f"needs {cell.num_gpus:g} GPUs; this machine has {gpus}. Run it on a cluster "
                                   "(--ray ADDRESS) or lower --tensor-parallel / --data-parallel / resources:.")
-            todo = [c for c in todo if c.status != "unplaceable"]
-        if not todo:
-            pass
-        elif max_parallel == 1:
-            _run_in_process(todo, root, retries, changed)
-        else:
-            _run_in_subprocesses(todo, root, retries, max_parallel, changed)
+            placeable = [c for c in todo if c.status != "unplaceable"]
+            if max_parallel == 1:
+                _run_in_process(placeable, root, retries, changed)
+            else:
+                _run_in_subprocesses(placeable, root, retries, max_parallel, changed)
         changed()
     summary = _write_summary(cells, root, name, started_utc, time.monotonic() - t0,
                              "ray" if ray_address is not None else "local")
