@@ -214,7 +214,7 @@ def plan_experiment(experiment: ExperimentSpec, execution: ExecutionSpec | None 
     fs_spec = experiment.first_stage or tasks[0].default_first_stage
     fs_options = FirstStageOptions(top_k=experiment.top_k, query_field=experiment.query_field,
                                    extra=experiment.first_stage_settings)
-    first_stage = build_first_stage(fs_spec, fs_options)
+    first_stage = build_first_stage(fs_spec, fs_options).bind(tasks)
     identity = experiment_identity(experiment, execution, tasks, first_stage, reranker)
     group = group_id(identity)
     return ExperimentPlan(experiment, execution, tasks, reranker, first_stage, fs_spec, fs_options, identity, group,

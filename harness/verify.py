@@ -10,8 +10,11 @@ Conventions, fixed for every file:
   **OK** if |Δ| ≤ ``ok``; **OKish** if |Δ| ≤ ``okish``; **FAIL** otherwise; **MISSING** if no record has it.
   Subsets and the benchmark average have separate tolerances (``tolerance.subset``, ``tolerance.average``); a file
   sets defaults and a claim may override them.
-* A claim's grade is its worst value grade among OK < OKish < FAIL; MISSING cells only make the claim MISSING when
-  nothing at all was reproduced.
+* A claim's grade is its worst value grade among OK < OKish < FAIL when every value (each subset and the
+  average) was reproduced. A comparable run that covers only some of them is **PARTIAL n/N** (never OK: a claim
+  about 12 subsets is not reproduced by 3), unless a covered value FAILs; **MISSING** when no comparable run exists.
+* Per-subset first-stage files are pinned with ``first_stage_files: {subset: "git-blob:<sha1>" | "sha256:<hex>"}``;
+  a run whose files differ (or do not record the needed digest) is NOT COMPARABLE, naming the subset.
 * Matching compares like with like. A run group (one ``results/<group_id>/``) is a *candidate* for a claim when its
   benchmark, reranker, model (glob, case-insensitive) and first stage (glob) equal the claim's. A candidate is
   graded only if **every other setting the claim declares** (window_size, step, top_k, query_field, passage_length,
@@ -34,7 +37,7 @@ from harness.errors import HarnessError
 from harness.schema import AggregateRecord, SubsetRecord
 from harness.spec import flat_settings
 
-GRADES = ("OK", "OKish", "FAIL", "NOT COMPARABLE", "MISSING")
+GRADES = ("OK", "OKish", "PARTIAL", "FAIL", "NOT COMPARABLE", "MISSING")
 AVERAGE = "average"
 CANDIDATE_KEYS = ("benchmark", "reranker", "model", "first_stage")
 DEFAULT_TOLERANCE = {"subset": {"ok": 1.5, "okish": 3.0}, AVERAGE: {"ok": 1.0, "okish": 2.0}}
@@ -145,6 +148,31 @@ class Claim:
     tolerance: dict[str, dict[str, float]]  # in published units
     party: str = "authors"
     note: str = ""
+    obtain: str = ""  # how to get the first-stage files the claim pins (shown before the reproduce commands)
+    reproduce: tuple[str, ...] = ()  # explicit commands; empty: derived from the settings
+
+    @property
+    def source_links(self) -> list[tuple[str, str]]:
+        """(text, URL) for the claim's source: the arXiv abstract, a URL given in the file."""
+        links = []
+        if self.source.get("arxiv"):
+            links.append((f"arXiv {self.source['arxiv']}", f"https://arxiv.org/abs/{self.source['arxiv']}"))
+        for key in ("url", "code"):
+            if self.source.get(key):
+                links.append((str(self.source[key]), str(self.source[key])))
+        return links
+
+    @property
+    def source_text(self) -> str:
+        parts = [str(self.source[k]) for k in ("table", "row") if self.source.get(k)]
+        paper = f"arXiv {self.source['arxiv']}" if self.source.get("arxiv") else str(self.source.get("paper", ""))
+        return ", ".join([paper] + parts) if paper else ", ".join(parts)
+
+    def commands(self) -> list[str]:
+        """The ``harness run`` command(s) that reproduce this claim, then the verify command."""
+        if self.reproduce:
+            return list(self.reproduce) + [f"harness verify --claim {self.id}"]
+        return [reproduce_command(self.settings), f"harness verify --claim {self.id}"]
 
 
 def load_claims(paths: Iterable[str | os.PathLike]) -> list[Claim]:
@@ -175,6 +203,52 @@ def load_claims(paths: Iterable[str | os.PathLike]) -> list[Claim]:
             seen[claim.id] = str(path)
             claims.append(claim)
     return claims
+
+
+PIN_KINDS = ("git-blob", "sha256")
+
+
+def _check_pins(claim: Claim, where: str) -> None:
+    pins = claim.settings.get("first_stage_files")
+    if pins is None:
+        return
+    if not isinstance(pins, dict) or not pins:
+        raise HarnessError(f"{where} ({claim.id}): first_stage_files must map subsets to 'git-blob:<sha1>' or "
+                           "'sha256:<hex>'.")
+    for subset, pin in pins.items():
+        kind, _, digest = str(pin).partition(":")
+        if kind not in PIN_KINDS or not digest or any(ch not in "0123456789abcdef" for ch in digest):
+            raise HarnessError(f"{where} ({claim.id}): first_stage_files.{subset} = {pin!r}; write "
+                               "'git-blob:<40 hex>' (git hash-object FILE) or 'sha256:<64 hex>'.")
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def reproduce_command(settings: dict[str, Any]) -> str:
+    """``harness run`` with every setting a claim declares (exact values, nothing left to a default)."""
+    import shlex
+
+    from harness.run_options import RERANKER_FLAGS
+
+    direct = {"first_stage", "reranker", "top_k", "query_field", "limit"}
+    parts = ["harness", "run", "--task", str(settings["benchmark"])]
+    lead = ("first_stage", "reranker", "model", "model_revision", "top_k", "query_field")
+    ordered = [k for k in lead if k in settings] + [k for k in settings if k not in lead]
+    for key in ordered:
+        value = settings[key]
+        if key in ("benchmark", "first_stage_sha256", "first_stage_files"):
+            continue
+        if key == "model_revision":
+            key = "revision"
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if key in direct or key in RERANKER_FLAGS:
+            parts += [_flag(key), shlex.quote(str(value))]
+        else:
+            parts += ["--reranker-arg", shlex.quote(f"{key}={value}")]
+    return " ".join(parts)
 
 
 def _tolerance(base: dict[str, dict[str, float]], override: Any, where: str) -> dict[str, dict[str, float]]:
@@ -226,8 +300,11 @@ def _parse_file(doc: Any, path: Path) -> list[Claim]:
             source={**file_source, **dict(item.get("source") or {})}, settings=settings,
             metric=str(item.get("metric", doc.get("metric", "nDCG@10"))), values=values, scale=scale,
             tolerance=_tolerance(file_tol, item.get("tolerance"), where),
-            party=str(item.get("party", doc.get("party", "authors"))), note=str(item.get("note", "")).strip(),
+            party=str(item.get("party", doc.get("party", "authors"))), note=" ".join(str(item.get("note", "")).split()),
+            obtain=" ".join(str(item.get("obtain", "")).split()),
+            reproduce=tuple(str(c) for c in (item.get("reproduce") or ())),
         ))
+        _check_pins(out[-1], where)
     return out
 
 
@@ -255,6 +332,23 @@ class ClaimResult:
     grade: str
     other_matches: int = 0
     not_comparable: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group id, differing settings)
+
+    @property
+    def coverage(self) -> tuple[int, int]:
+        """(subsets reproduced, subsets claimed); a claim of only an average counts that one value."""
+        cells = [c for c in self.cells if c.key != AVERAGE] or list(self.cells)
+        return sum(1 for c in cells if c.reproduced is not None), len(cells)
+
+    @property
+    def average_cell(self) -> Cell | None:
+        return next((c for c in self.cells if c.key == AVERAGE), None)
+
+    @property
+    def grade_text(self) -> str:
+        """``PARTIAL 3/13`` for partial coverage; the grade otherwise."""
+        if self.grade == "PARTIAL":
+            return "PARTIAL {}/{}".format(*self.coverage)
+        return self.grade
 
 
 def grade_value(published: float, reproduced: float | None, tolerance: dict[str, float], scale: float = 100.0) -> str:
@@ -298,7 +392,8 @@ def known_setting_keys() -> set[str]:
         from rerankers import RERANKERS
 
         _KNOWN_KEYS.update({"benchmark", "first_stage", "first_stage_sha256", "reranker", "model", "model_revision",
-                            "top_k", "limit", "query_field", "quantization"})
+                            "top_k", "limit", "query_field", "quantization",
+                            "first_stage_files"})
         for name in RERANKERS:
             cls = RERANKERS.get(name)
             _KNOWN_KEYS.update(cls.options.options)
@@ -321,9 +416,27 @@ def differences(claim: Claim, group: RunGroup) -> list[str]:
     for key, wanted in claim.settings.items():
         if key in CANDIDATE_KEYS:
             continue
+        if key == "first_stage_files":
+            out.extend(_pin_differences(wanted, group))
+            continue
         have = group.settings.get(key)
         if not _same(key, have, wanted):
             out.append(f"{key} {_shown(have)} ≠ {wanted}")
+    return out
+
+
+def _pin_differences(pins: dict[str, str], group: RunGroup) -> list[str]:
+    out = []
+    for subset, pin in pins.items():
+        record = group.subsets.get(subset)
+        if record is None:
+            continue  # coverage, not comparability: the subset is simply MISSING
+        kind, _, digest = str(pin).partition(":")
+        have = record.first_stage.sha256 if kind == "sha256" else record.first_stage.params.get("git_blob")
+        if have is None:
+            out.append(f"first stage of {subset}: the record has no {kind} digest to check against the pin")
+        elif str(have).lower() != digest.lower():
+            out.append(f"first stage of {subset}: {kind} {str(have)[:12]} ≠ pinned {digest[:12]}")
     return out
 
 
@@ -334,7 +447,9 @@ def verify_claim(claim: Claim, groups: Iterable[RunGroup]) -> ClaimResult:
     apart = tuple((g.group_id, tuple(differences(claim, g))) for g in candidates if differences(claim, g))
     group = comparable[0] if comparable else None
     cells = []
-    for key, published in claim.values.items():
+    order = {s: i for i, s in enumerate(benchmark_subsets(str(claim.settings["benchmark"])) + [AVERAGE])}
+    for key in sorted(claim.values, key=lambda k: order.get(k, len(order))):
+        published = claim.values[key]
         tol = claim.tolerance[AVERAGE if key == AVERAGE else "subset"]
         if group is None:
             reproduced = None
@@ -347,18 +462,46 @@ def verify_claim(claim: Claim, groups: Iterable[RunGroup]) -> ClaimResult:
     graded = [c.grade for c in cells if c.grade != "MISSING"]
     if group is None:
         grade = "NOT COMPARABLE" if apart else "MISSING"
+    elif not graded:
+        grade = "MISSING"
+    elif "FAIL" in graded:
+        grade = "FAIL"  # a value off by more than the tolerance fails the claim, whatever else is missing
+    elif len(graded) < len(cells):
+        grade = "PARTIAL"
     else:
-        grade = max(graded, key=GRADES.index) if graded else "MISSING"
+        grade = max(graded, key=GRADES.index)
     return ClaimResult(claim, group.group_id if group else None, tuple(cells), grade,
                        max(len(comparable) - 1, 0), apart)
 
 
+def select_claims(claims: list[Claim], ids: Iterable[str]) -> list[Claim]:
+    """The claims named by ``ids`` (``--claim``), with a did-you-mean for an unknown id."""
+    import difflib
+
+    by_id = {c.id: c for c in claims}
+    chosen = []
+    for wanted in ids:
+        if wanted not in by_id:
+            close = difflib.get_close_matches(wanted, list(by_id), n=3, cutoff=0.4)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise HarnessError(f"--claim {wanted}: no such claim in the claims files.{hint} List them with "
+                               "`harness verify --hide-missing` or see results/expected/*.yaml.")
+        chosen.append(by_id[wanted])
+    return chosen
+
+
 def verify(claims: Iterable[Claim], results_dir: str | os.PathLike, *, strict: bool = True,
-           warn=None) -> list[ClaimResult]:
+           warn=None, allow_empty: bool = False) -> list[ClaimResult]:
     """Grade ``claims``; a record that does not follow the schema stops it (``strict``) or is skipped with
-    ``warn(message)``."""
+    ``warn(message)``. No run record at all under ``results_dir`` is an error: nothing could be verified."""
     on_error = (lambda path, exc: warn(f"skipping {exc}")) if warn else None
+    if not Path(results_dir).is_dir():
+        raise HarnessError(f"Results directory {results_dir} does not exist. Pass the directory `harness run` "
+                           "wrote with --results.")
     groups = collect_groups(results_dir, strict=strict, on_error=on_error)
+    if not groups and not allow_empty:
+        raise HarnessError(f"No run records under {results_dir}: nothing to verify. Run `harness run …` first "
+                           "(`harness verify --claim ID` prints the command for a claim), or pass --results DIR.")
     return [verify_claim(c, groups) for c in claims]
 
 
@@ -379,26 +522,53 @@ def default_claims_dir(results_dir: str | os.PathLike) -> Path:
     return own if own.is_dir() else SHIPPED_CLAIMS_DIR
 
 
-def render_report(results: list[ClaimResult], *, show_missing: bool = True) -> str:
-    """Plain-text report: one table per graded claim, then the not-comparable candidates, then the claims with no
-    matching record."""
-    lines: list[str] = []
-    for r in results:
-        if r.group_id is None:
-            continue
-        c = r.claim
-        src = " ".join(str(c.source[k]) for k in ("arxiv", "table") if c.source.get(k)) or str(c.source.get("paper", ""))
-        lines.append(f"{r.grade:<7} {c.id}  ({c.label}; {src})")
+def _claim_block(r: ClaimResult, *, detail: bool) -> list[str]:
+    import textwrap
+
+    c = r.claim
+    t = c.tolerance
+    lines = [f"{r.grade_text:<7} {c.id}  ({c.label}; {c.source_text})"]
+    covered, total = r.coverage
+    avg = r.average_cell
+    avg_text = "" if avg is None else (" + average" if avg.reproduced is not None else ", no average")
+    lines.append(f"        {c.party} · coverage {covered}/{total}{avg_text} · tolerance (points): subsets OK ±{t['subset']['ok']:g}"
+                 f", OKish ±{t['subset']['okish']:g}; average OK ±{t[AVERAGE]['ok']:g}, OKish "
+                 f"±{t[AVERAGE]['okish']:g}")
+    for text, url in c.source_links:
+        lines.append(f"        source: {url}")
+    if c.note:
+        lines += textwrap.wrap(c.note, width=110, initial_indent="        note: ", subsequent_indent="              ")
+    if r.group_id:
         lines.append(f"        run: {r.group_id}" + (f"  (+{r.other_matches} older matching runs)"
                                                       if r.other_matches else ""))
+    if r.group_id or detail:
         lines.append(f"        {'subset':<22} {'published':>10} {'reproduced':>11} {'delta':>8}  grade")
         for cell in r.cells:
             rep = "—" if cell.reproduced is None else f"{cell.reproduced * c.scale:.2f}"
             delta = "" if cell.delta is None else f"{round(cell.delta * c.scale, 2) + 0.0:+.2f}"
             lines.append(f"        {cell.key:<22} {cell.published * c.scale:>10.2f} {rep:>11} {delta:>8}  "
                          f"{cell.grade}")
-        lines.append("")
-    apart = [r for r in results if r.not_comparable]
+    for group_id, diffs in r.not_comparable if detail else ():
+        lines.append(f"        not comparable: {group_id}: {'; '.join(diffs)}")
+    if detail or r.grade in ("PARTIAL", "MISSING"):
+        if c.obtain:
+            lines += textwrap.wrap(c.obtain, width=110, initial_indent="        first stage: ",
+                                   subsequent_indent="                     ")
+        lines.append("        reproduce:")
+        lines += [f"          {command}" for command in c.commands()]
+    lines.append("")
+    return lines
+
+
+def render_report(results: list[ClaimResult], *, show_missing: bool = True, detail: bool = False) -> str:
+    """Plain-text report: one block per graded claim (grade, party, coverage, tolerance, source, note, values and,
+    for partial claims, the reproduce commands), then the not-comparable candidates, then the claims with no
+    matching record. ``detail`` (``--claim``) prints the full block of every claim given."""
+    lines: list[str] = []
+    for r in results:
+        if r.group_id is not None or detail:
+            lines += _claim_block(r, detail=detail)
+    apart = [r for r in results if r.not_comparable and not detail]
     if apart:
         lines.append(f"NOT COMPARABLE: {len(apart)} claim(s) have runs of the same system with other settings "
                      "(not graded):")
@@ -408,11 +578,13 @@ def render_report(results: list[ClaimResult], *, show_missing: bool = True) -> s
                 lines.append(f"      {group_id}: {'; '.join(diffs)}")
         lines.append("")
     missing = [r for r in results if r.grade == "MISSING"]
-    if show_missing and missing:
-        lines.append(f"MISSING: {len(missing)} claim(s) have no matching run record:")
+    if show_missing and missing and not detail:
+        lines.append(f"MISSING: {len(missing)} claim(s) have no matching run record "
+                     "(`harness verify --claim ID` prints how to reproduce one):")
         for r in missing:
             s = r.claim.settings
-            lines.append(f"  {r.claim.id:<40} " + " ".join(f"{k}={v}" for k, v in s.items()))
+            lines.append(f"  {r.claim.id:<40} " + " ".join(f"{k}={v}" for k, v in s.items()
+                                                             if k != "first_stage_files"))
         lines.append("")
     counts = {g: sum(1 for r in results if r.grade == g) for g in GRADES}
     lines.append("summary: " + ", ".join(f"{counts[g]} {g}" for g in GRADES))
@@ -420,8 +592,10 @@ def render_report(results: list[ClaimResult], *, show_missing: bool = True) -> s
 
 
 def exit_code(results: list[ClaimResult], *, fail_on_missing: bool = False) -> int:
+    """1 on any FAIL; with ``fail_on_missing`` also on any claim not fully reproduced (PARTIAL, MISSING or NOT
+    COMPARABLE)."""
     if any(r.grade == "FAIL" for r in results):
         return 1
-    if fail_on_missing and any(r.grade == "MISSING" for r in results):
+    if fail_on_missing and any(r.grade in ("PARTIAL", "MISSING", "NOT COMPARABLE") for r in results):
         return 1
     return 0

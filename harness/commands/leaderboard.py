@@ -35,22 +35,30 @@ def verify(
     claims: Optional[List[Path]] = typer.Option(None, "--claims", help="Claims YAML file or directory (repeatable) "
                                                 "[default: <results>/expected]."),
     results: Path = typer.Option(Path("results"), "--results", help="Directory of run records."),
-    fail_on_missing: bool = typer.Option(False, "--fail-on-missing", help="Also exit non-zero when a claim has "
-                                         "no matching record."),
+    claim: Optional[List[str]] = typer.Option(None, "--claim", help="Only this claim id (repeatable); prints its "
+                                              "full block: every subset, coverage, tolerance, source, note and "
+                                              "the command that reproduces it."),
+    fail_on_missing: bool = typer.Option(False, "--fail-on-missing", help="Also exit non-zero when a claim is not "
+                                         "fully reproduced (PARTIAL, MISSING or NOT COMPARABLE)."),
     hide_missing: bool = typer.Option(False, "--hide-missing", help="Do not list claims without a matching record."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first record that does not follow the "
                                 "schema (default: skip it with a warning naming it)."),
 ) -> None:
-    """Grade run records against published claims: OK / OKish / FAIL per subset; exits 1 on FAIL.
+    """Grade run records against published claims: OK / OKish / FAIL per value, PARTIAL n/N when a run covers only
+    some subsets; exits 1 on FAIL (and, with --fail-on-missing, on anything not fully reproduced).
 
-    Example: harness verify --claims results/expected/reasonrank.yaml --results results
+    Examples: harness verify --results results;
+    harness verify --claim reasonrank-t10-leaderboard-reasonrank-32b-rader-w10s5
     """
     from harness import verify as _verify
 
     paths = list(claims) if claims else [_verify.default_claims_dir(results)]
-    outcome = _verify.verify(_verify.load_claims(paths), results, strict=strict,
+    chosen = _verify.load_claims(paths)
+    if claim:
+        chosen = _verify.select_claims(chosen, claim)
+    outcome = _verify.verify(chosen, results, strict=strict, allow_empty=bool(claim),
                              warn=lambda message: typer.echo(f"warning: {message}", err=True))
-    typer.echo(_verify.render_report(outcome, show_missing=not hide_missing))
+    typer.echo(_verify.render_report(outcome, show_missing=not hide_missing, detail=bool(claim)))
     raise typer.Exit(_verify.exit_code(outcome, fail_on_missing=fail_on_missing))
 
 

@@ -42,6 +42,10 @@ class FirstStage(ABC):
     def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
         """Return candidates for every query of ``task`` (a ``tasks.base.Task``)."""
 
+    def bind(self, tasks) -> "FirstStage":
+        """Resolve what depends on the tasks of the experiment (per-subset files); returns the first stage to use."""
+        return self
+
     def identity(self) -> dict[str, Any]:
         """What determines the candidates, for the experiment identity (a file by its sha256, never its path).
         ``label`` (optional) is the short name used in group ids."""

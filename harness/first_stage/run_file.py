@@ -12,12 +12,18 @@ The run is fitted to the task, and every change is counted in ``FirstStageResult
 * plus the reader's counters (``docids_with_spaces``, ``dropped_lines``, ``duplicate_docids``, ``malformed_lines``).
 
 Option ``run_mode`` (``robust`` default, or ``reference``: drop docid-with-space lines as the ReasonRank code does).
+
+Per-subset files: a location containing ``{subset}`` (``run:RaDeR/{subset}/hybrid_BM25_Rader.json``) names one file
+per subset of a multi-subset task; the experiment stays one group, its identity pins every subset's file by sha256,
+and each subset reads its own file. Records also carry each file's git blob id (``git hash-object``), so a claim can
+pin files published in a git repository without anyone downloading them first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,11 +37,31 @@ from harness.trec import MODES, evaluation_order, read_run
 from harness.types import Run
 
 
+SUBSET = "{subset}"
+
+
 def from_spec(argument: str | None, options: FirstStageOptions) -> "RunFileFirstStage":
     if not argument:
         raise HarnessError("First stage 'run' needs a file or URL: --first-stage run:PATH_OR_URL "
-                           "(a TREC run 'qid Q0 docid rank score tag').")
+                           "(a TREC run 'qid Q0 docid rank score tag'), or run:DIR/{subset}/FILE for one file "
+                           "per subset.")
+    if SUBSET in argument:
+        return RunTemplateFirstStage(argument, mode=run_mode(options))
     return RunFileFirstStage(argument, mode=run_mode(options))
+
+
+def git_blob_id(path: Path) -> str:
+    """The id git gives the file's content (``git hash-object PATH``): sha1 of ``blob <size>\\0`` + bytes."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_params(path: Path) -> dict[str, Any]:
+    """What records keep of a local run file: its name, the folder it sat in (for display) and its git blob id."""
+    return {"location": path.name, "folder": path.parent.name, "git_blob": git_blob_id(path)}
 
 
 def run_mode(options: FirstStageOptions) -> str:
@@ -156,5 +182,54 @@ class RunFileFirstStage(FirstStage):
         path = self.local_path()
         # records name a local file by its name and sha256, never by a machine path
         source = self.location if _is_url(self.location) else path.name
-        return load_candidates(path, task, options, source=source, mode=self.mode,
-                               params={"location": self.location if _is_url(self.location) else path.name})
+        params = {**file_params(path), "location": self.location} if _is_url(self.location) else file_params(path)
+        return load_candidates(path, task, options, source=source, mode=self.mode, params=params)
+
+
+class RunTemplateFirstStage(FirstStage):
+    """``run:DIR/{subset}/FILE``: one local run file per subset, pinned per subset in the identity."""
+
+    name = "run"
+
+    def __init__(self, template: str, mode: str = "robust"):
+        if _is_url(template):
+            raise HarnessError(f"--first-stage run:{template}: a {SUBSET} template must name local files; download "
+                               "the per-subset files first (see the README, 'Per-subset first-stage runs').")
+        self.template = template
+        self.mode = mode
+        self.files: dict[str, Path] = {}
+
+    def path_for(self, subset: str) -> Path:
+        return Path(self.template.replace(SUBSET, subset)).expanduser()
+
+    def bind(self, tasks) -> "RunTemplateFirstStage":
+        missing = [(t.subset, self.path_for(t.subset)) for t in tasks if not self.path_for(t.subset).is_file()]
+        if missing:
+            shown = "; ".join(f"{subset}: {path}" for subset, path in missing[:4]) + (" …" if len(missing) > 4 else "")
+            raise HarnessError(f"--first-stage run:{self.template}: {len(missing)} of {len(tasks)} subset file(s) do "
+                               f"not exist ({shown}). Every subset needs its own file where {SUBSET} is replaced "
+                               "by the subset name.")
+        self.files = {t.subset: self.path_for(t.subset) for t in tasks}
+        return self
+
+    def _tail(self) -> str:
+        """The template from the directory holding ``{subset}`` on (never a machine path)."""
+        parts = re.split(r"[/\\]", self.template)
+        at = next(i for i, part in enumerate(parts) if SUBSET in part)
+        return "/".join(parts[at:])
+
+    def identity(self) -> dict[str, Any]:
+        if not self.files:
+            raise HarnessError("internal: a per-subset run template must be bound to its tasks before use")
+        return {"spec": "run", "label": f"run:{self._tail()}", "template": self._tail(),
+                "files": {subset: sha256_file(path) for subset, path in sorted(self.files.items())},
+                "mode": self.mode}
+
+    def retrieve(self, task, options: FirstStageOptions) -> FirstStageResult:
+        path = self.files.get(task.subset) or self.path_for(task.subset)
+        if not path.is_file():
+            raise HarnessError(f"Run file {path} for subset {task.subset} does not exist (--first-stage "
+                               f"run:{self.template}).")
+        params = {**file_params(path), "template": self._tail(),
+                  "folder": path.parent.parent.name}  # the folder above the per-subset folders
+        return load_candidates(path, task, options, source=path.name, mode=self.mode, params=params)
