@@ -4,6 +4,17 @@ A submission is what ``harness run`` writes: a subset record directory (record.j
 optional traces.jsonl) or a run-group directory (subset directories plus an aggregate record.json). Submitted
 numbers are never trusted: the run file is re-scored against the task's qrels with ``harness.metrics.evaluate`` and
 every discrepancy is reported, together with schema, provenance, hash, coverage and exclusion problems.
+
+Identity is checked too, not only arithmetic:
+
+* provenance is complete (a harness commit, the package versions, the command line);
+* a first stage that pins its files (the published runs) has exactly the pinned sha256;
+* the first stage is re-created (``--first-stage-dir`` locates ``run:`` files) and every query's ranking must be a
+  permutation of its top-k candidates (for ``--reranker none``: the candidates in their order);
+* a model reranker's record has model calls and tokens, and the prompt-template hash the harness computes for that
+  reranker and those settings;
+* ``require_traces``: the saved traces are replayed through the harness's own reranker (``--backend replay:``) and
+  the replayed ranking must equal the submitted one — the only check a run sorted by the answers cannot pass.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ class ValidationReport:
     path: Path
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # what was checked, for the summary
+    notes: list[str] = field(default_factory=list)  # worth a reviewer's eye, not a reason to reject
 
     @property
     def ok(self) -> bool:
@@ -33,15 +45,28 @@ class ValidationReport:
 
     def render(self) -> str:
         head = f"{self.path}: {'VALID' if self.ok else f'INVALID ({len(self.problems)} problem(s))'}"
-        lines = [head] + [f"  ✗ {p}" for p in self.problems] + [f"  ✓ {c}" for c in self.checked]
+        lines = [head] + [f"  ✗ {p}" for p in self.problems] + [f"  ! {n}" for n in self.notes] + \
+            [f"  ✓ {c}" for c in self.checked]
         return "\n".join(lines)
 
 
-def validate(path: str | os.PathLike) -> ValidationReport:
+@dataclass(frozen=True)
+class Checks:
+    first_stage_dir: Path | None = None  # where ``run:`` first-stage files are found (by name, or DIR/<subset>/NAME)
+    require_traces: bool = False
+    model: str | None = None  # a local checkpoint standing in for the record's model (its tokenizer builds prompts)
+
+
+def validate(path: str | os.PathLike, *, first_stage_dir: str | os.PathLike | None = None,
+             require_traces: bool = False, model: str | None = None) -> ValidationReport:
     """Validate a subset record directory or a run-group directory; never raises for a bad submission."""
     root = Path(path)
+    checks = Checks(Path(first_stage_dir) if first_stage_dir else None, require_traces, model)
     report = ValidationReport(root)
     record_path = root / RECORD_FILE
+    subset_records = sorted(root.glob(f"*/{RECORD_FILE}")) if root.is_dir() else []
+    if not record_path.is_file() and subset_records:
+        return _validate_group_without_aggregate(root, subset_records, report, checks)
     if not record_path.is_file():
         raise HarnessError(f"{root} is not a record directory (no {RECORD_FILE}). Pass a directory written by "
                            "`harness run`, e.g. results/<group_id>/<subset> or results/<group_id>.")
@@ -52,9 +77,30 @@ def validate(path: str | os.PathLike) -> ValidationReport:
         return report
     report.checked.append("schema")
     if isinstance(record, AggregateRecord):
-        _validate_aggregate(root, record, report)
+        _validate_aggregate(root, record, report, checks)
     else:
-        _validate_subset(root, record, report, prefix="")
+        _validate_subset(root, record, report, prefix="", checks=checks)
+    return report
+
+
+def _validate_group_without_aggregate(root: Path, paths: list[Path], report: ValidationReport,
+                                      checks: Checks) -> ValidationReport:
+    """A group directory of a single-subset run (no aggregate record): every subset record in it is validated."""
+    groups = set()
+    for path in paths:
+        try:
+            record = load_record(path)
+        except RecordError as exc:
+            report.problems.append(f"{path.parent.name}/record.json: {exc}")
+            continue
+        if not isinstance(record, SubsetRecord):
+            report.problems.append(f"{path.parent.name}/record.json: not a subset record")
+            continue
+        groups.add(record.group_id)
+        _validate_subset(path.parent, record, report, prefix=f"{path.parent.name}/", checks=checks)
+    if len(groups) > 1:
+        report.problems.append(f"{root}: records of {len(groups)} different groups; a group directory holds one")
+    report.checked.append("schema")
     return report
 
 
@@ -65,7 +111,8 @@ def _close(a: Any, b: Any) -> bool:
         return False
 
 
-def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport, prefix: str) -> dict[str, float]:
+def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport, prefix: str,
+                     checks: Checks = Checks()) -> dict[str, float]:
     """Checks one subset record; returns the re-scored metric means (empty when re-scoring was impossible)."""
     from harness.metrics import evaluate
     from harness.trec import read_run
@@ -86,11 +133,8 @@ def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport,
             report.problems.append(f"{prefix}{name}: sha256 mismatch (file changed after the record was written)")
     report.checked.append(f"{prefix}file hashes")
 
-    # provenance values
-    prov = record.provenance
-    for key in ("harness_version", "python", "started_utc", "finished_utc"):
-        if not getattr(prov, key):
-            report.problems.append(f"{prefix}record.json: provenance.{key} is empty")
+    _check_provenance(record, report, prefix)
+    _check_reranker(record, report, prefix)
     if record.experiment.get("limit") is not None:
         report.problems.append(f"{prefix}record.json: limit = {record.experiment['limit']} — a smoke run over the "
                                "first queries cannot be submitted; re-run without --limit")
@@ -116,6 +160,9 @@ def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport,
     if not run_path.is_file():
         return {}
     run, quirks = read_run(run_path)
+    _check_first_stage(record, task, run, report, prefix, checks)
+    if checks.require_traces:
+        _check_traces(root, record, run, report, prefix, checks)
     if quirks.get("malformed_lines"):
         report.problems.append(f"{prefix}{run_path.name}: {quirks['malformed_lines']} malformed line(s)")
     if quirks.get("duplicate_docids"):
@@ -198,7 +245,7 @@ def _check_per_query(path: Path, rescored: dict[str, dict[str, float]], report: 
     report.checked.append(f"{prefix}per-query metrics")
 
 
-def _validate_aggregate(root: Path, record: AggregateRecord, report: ValidationReport) -> None:
+def _validate_aggregate(root: Path, record: AggregateRecord, report: ValidationReport, checks: Checks) -> None:
     rescored: dict[str, dict[str, float]] = {}
     for entry in record.subsets:
         subset = entry.subset  # a plain name (schema-checked): always a directory inside this group
@@ -215,7 +262,7 @@ def _validate_aggregate(root: Path, record: AggregateRecord, report: ValidationR
             report.problems.append(f"{subset}: its record belongs to another group; an aggregate may only list its "
                                    "own subsets")
             continue
-        means = _validate_subset(sub_dir, sub_record, report, prefix=f"{subset}/")
+        means = _validate_subset(sub_dir, sub_record, report, prefix=f"{subset}/", checks=checks)
         rescored[subset] = means
         for name, value in entry.metrics.items():
             if name in means and not _close(value, means[name]):
@@ -228,3 +275,185 @@ def _validate_aggregate(root: Path, record: AggregateRecord, report: ValidationR
                 report.problems.append(f"record.json: metrics.{name} = {value} but the mean of the re-scored "
                                        f"subsets is {sum(values) / len(values):.6f}")
     report.checked.append("aggregate means re-computed from the re-scored subsets")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Identity checks
+# --------------------------------------------------------------------------------------------------------------------
+
+def _check_provenance(record: SubsetRecord, report: ValidationReport, prefix: str) -> None:
+    import re
+
+    prov = record.provenance
+    where = f"{prefix}record.json: provenance"
+    for key in ("harness_version", "python", "platform", "started_utc", "finished_utc"):
+        if not getattr(prov, key):
+            report.problems.append(f"{where}.{key} is empty")
+    if not prov.git_commit or not re.fullmatch(r"[0-9a-f]{40}", str(prov.git_commit)):
+        report.problems.append(f"{where}.git_commit is {prov.git_commit!r}: a submission must name the harness "
+                               "commit that produced it (run from a git checkout of the harness)")
+    if not prov.packages or "harness" not in prov.packages:
+        report.problems.append(f"{where}.packages is empty or lacks the harness: the versions that produced the "
+                               "numbers are part of the submission")
+    if not prov.argv:
+        report.problems.append(f"{where}.argv is empty: the command line that produced the run is required")
+    if prov.git_dirty:
+        report.notes.append(f"{prefix}the harness tree had uncommitted changes (provenance.git_dirty)")
+    report.checked.append(f"{prefix}provenance complete")
+
+
+def _check_reranker(record: SubsetRecord, report: ValidationReport, prefix: str) -> None:
+    """A model reranker's record must show model work and the harness's own prompt hash for those settings."""
+    from rerankers import RERANKERS, build_reranker
+
+    name = record.reranker.name
+    if name not in RERANKERS:
+        report.problems.append(f"{prefix}reranker {name!r} is not a harness reranker; submissions are produced by a "
+                               "registered reranker (a new one is one file under rerankers/ and one registry line)")
+        return
+    identity = record.experiment.get("reranker") or {}
+    try:
+        expected = build_reranker(name, _reranker_settings(record)).identity()
+    except HarnessError as exc:
+        report.problems.append(f"{prefix}reranker settings cannot be resolved by this harness: {exc}")
+        return
+    if expected.get("prompt_template_hash") != record.reranker.prompt_template_hash or \
+            expected.get("prompt_template_hash") != identity.get("prompt_template_hash"):
+        report.problems.append(f"{prefix}record.json: reranker.prompt_template_hash "
+                               f"{record.reranker.prompt_template_hash} is not the hash of the harness's {name} "
+                               f"prompt for these settings ({expected.get('prompt_template_hash')})")
+    if expected.get("model"):
+        counts = record.counts
+        tokens = sum(c.input_tokens + c.output_tokens for c in record.costs)
+        if counts.model_calls <= 0 or tokens <= 0:
+            report.problems.append(f"{prefix}record.json: reranker {name} with model {record.reranker.model} made "
+                                   f"{counts.model_calls} model call(s) and used {tokens} token(s); a model reranker "
+                                   "that never ran its model did not produce this ranking")
+    report.checked.append(f"{prefix}reranker identity (registered, prompt hash, model work)")
+
+
+def _reranker_settings(record: SubsetRecord) -> dict[str, Any]:
+    """The reranker settings the run was started with, as the identity keeps them (model included)."""
+    identity = record.experiment.get("reranker") or {}
+    settings = dict(identity.get("settings") or {})
+    if identity.get("model") and "model" not in settings:
+        settings["model"] = identity["model"]
+    return settings
+
+
+def _first_stage_spec(record: SubsetRecord, task, checks: Checks) -> str | None:
+    """A spec that re-creates the record's first stage here, or None when its file cannot be found."""
+    spec = record.first_stage.spec
+    if not spec.startswith("run:"):
+        return spec
+    identity = record.experiment.get("first_stage") or {}
+    name = identity.get("file") or Path(record.first_stage.params.get("location", "")).name
+    template = identity.get("template")
+    candidates = []
+    if checks.first_stage_dir is not None:
+        if template:
+            candidates.append(checks.first_stage_dir / template.replace("{subset}", task.subset))
+        if name:
+            candidates += [checks.first_stage_dir / name, checks.first_stage_dir / task.subset / name]
+    default = task.default_first_stage or ""
+    if default.startswith("run:") and Path(default[4:]).name == name:
+        candidates.append(Path(default[4:]))
+    for path in candidates:
+        if path.is_file() and sha256_file(path) == record.first_stage.sha256:
+            return f"run:{path}"
+    return None
+
+
+def _check_first_stage(record: SubsetRecord, task, run: dict, report: ValidationReport, prefix: str,
+                       checks: Checks) -> None:
+    from harness.first_stage import FirstStageOptions, build_first_stage
+
+    fs = record.first_stage
+    identity = record.experiment.get("first_stage") or {}
+    options = FirstStageOptions(top_k=fs.top_k, query_field=str(record.experiment.get("query_field") or "original"),
+                                extra=tuple(sorted((identity.get("settings") or {}).items())))
+    spec = _first_stage_spec(record, task, checks)
+    if spec is None:
+        report.problems.append(
+            f"{prefix}first stage {fs.spec} (sha256 {str(fs.sha256)[:12]}…) cannot be re-created to check the "
+            "ranking: pass --first-stage-dir DIR holding that file (DIR/FILE or DIR/<subset>/FILE)")
+        return
+    try:
+        stage = build_first_stage(spec, options)
+        pinned = stage.pinned_sha256(task)
+        if pinned is not None and fs.sha256 != pinned:
+            report.problems.append(f"{prefix}record.json: first_stage.sha256 {fs.sha256} is not the pinned sha256 "
+                                   f"of {fs.spec} for {task.name} ({pinned})")
+            return
+        candidates = stage.retrieve(task, options).run
+    except HarnessError as exc:
+        report.problems.append(f"{prefix}first stage {fs.spec} cannot be re-created here ({exc})")
+        return
+    if fs.sha256 and candidates is not None and spec.startswith("run:") and \
+            sha256_file(Path(spec[4:])) != fs.sha256:  # pragma: no cover - _first_stage_spec matched it
+        report.problems.append(f"{prefix}first stage file differs from the record's sha256")
+    not_permutation = [q for q, hits in run.items()
+                       if sorted(d for d, _ in hits) != sorted(d for d, _ in candidates.get(q, []))]
+    if not_permutation:
+        report.problems.append(f"{prefix}{len(not_permutation)} query(ies) rank documents other than the first "
+                               f"stage's top-{fs.top_k} ({', '.join(not_permutation[:5])}): a reranked run is a "
+                               "permutation of its candidates")
+    elif record.reranker.name == "none" and record.experiment.get("fusion") is None:
+        reordered = [q for q, hits in run.items() if [d for d, _ in hits] != [d for d, _ in candidates.get(q, [])]]
+        if reordered:
+            report.problems.append(f"{prefix}reranker none, but {len(reordered)} query(ies) are not in first-stage "
+                                   f"order ({', '.join(reordered[:5])})")
+    report.checked.append(f"{prefix}first stage re-created; every ranking is a permutation of its candidates")
+
+
+def _check_traces(root: Path, record: SubsetRecord, run: dict, report: ValidationReport, prefix: str,
+                  checks: Checks) -> None:
+    """Replay the saved traces through the harness's reranker; the replayed ranking must equal the submitted one."""
+    import tempfile
+
+    from harness.files import TempDir  # noqa: F401  (keeps the import graph explicit for the replay run)
+    from harness.runner import run_experiment
+    from harness.spec import ExecutionSpec, ExperimentSpec
+    from harness.trec import read_run
+    from tasks import resolve_tasks
+
+    if not record.files.traces or not (root / record.files.traces).is_file():
+        report.problems.append(f"{prefix}no traces file: --require-traces needs the model calls that produced the "
+                               "ranking (run with --save-traces)")
+        return
+    if not (record.experiment.get("reranker") or {}).get("model"):
+        report.checked.append(f"{prefix}traces not needed (model-free reranker)")
+        return
+    task = resolve_tasks(record.task.name)[0]
+    spec = _first_stage_spec(record, task, checks)
+    if spec is None:
+        return  # already reported by the first-stage check
+    identity = record.experiment
+    fusion = identity.get("fusion") or {}
+    experiment = ExperimentSpec(
+        task=record.task.name, reranker=record.reranker.name,
+        reranker_settings={**_reranker_settings(record), **({"model": checks.model} if checks.model else {})},
+        first_stage=spec,
+        first_stage_settings=(identity.get("first_stage") or {}).get("settings") or {}, top_k=record.first_stage.top_k,
+        query_field=str(identity.get("query_field") or "original"), fuse=fusion.get("method", "none"),
+        fuse_weight=fusion.get("weight"))
+    with tempfile.TemporaryDirectory(prefix="harness-replay-") as scratch:
+        execution = ExecutionSpec(backend=f"replay:{root / record.files.traces}", cache=False, progress=False,
+                                  results_dir=scratch, max_failure_rate=1.0)
+        try:
+            outcome = run_experiment(experiment, execution, argv=["submit", "validate", "--require-traces"],
+                                     log=lambda message: None)
+        except HarnessError as exc:
+            hint = "" if checks.model else " (a run on a local checkpoint needs --model PATH for its tokenizer)"
+            report.problems.append(f"{prefix}the traces do not replay through the harness's {record.reranker.name} "
+                                   f"reranker{hint}: {exc}")
+            return
+        [replayed_path] = list(Path(outcome.group_dir).glob(f"*/{record.files.run}"))
+        replayed, _ = read_run(replayed_path)
+    differ = [q for q in run if [d for d, _ in run[q]] != [d for d, _ in replayed.get(q, [])]]
+    if differ:
+        report.problems.append(f"{prefix}replaying the traces gives a different ranking for {len(differ)} of "
+                               f"{len(run)} query(ies) ({', '.join(differ[:5])}): the run was not produced by "
+                               "these model calls")
+    else:
+        report.checked.append(f"{prefix}traces replayed: the ranking equals the submitted one")

@@ -86,7 +86,7 @@ def _record(*, identity: dict[str, Any], reranker, task, revision: str, metrics:
         task=TaskInfo(name=task.name, benchmark=task.benchmark, subset=task.subset, revision=revision,
                       queries=n_queries, judged_queries=judged, evaluated_queries=judged),
         first_stage=FirstStageInfo(spec=first_stage_spec or identity["first_stage"].get("label") or
-                                   identity["first_stage"]["spec"], source="fixture", sha256=None,
+                                   identity["first_stage"]["spec"], source="fixture", sha256=identity["first_stage"].get("sha256"),
                                    top_k=identity["top_k"], query_field=query_field),
         reranker=RerankerInfo(name=reranker.name, family=reranker.family, model=model,
                               revision="abc123" if model else None, settings=resolved,

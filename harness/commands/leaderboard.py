@@ -62,16 +62,26 @@ def verify(
     raise typer.Exit(_verify.exit_code(outcome, fail_on_missing=fail_on_missing))
 
 
-def submit_validate(path: Path = typer.Argument(..., help="Record directory: results/<group_id>/<subset> or "
-                                                "results/<group_id>.")) -> None:
-    """Re-score a submitted run against the task's qrels and check schema, provenance, hashes, coverage and
-    excluded documents; exits 1 when anything is wrong.
+def submit_validate(
+    path: Path = typer.Argument(..., help="Record directory: results/<group_id>/<subset> or results/<group_id>."),
+    first_stage_dir: Optional[Path] = typer.Option(None, "--first-stage-dir", help="Directory holding the run "
+                                                   "files of a run:FILE first stage (DIR/FILE or DIR/<subset>/FILE), "
+                                                   "to re-create the candidates."),
+    require_traces: bool = typer.Option(False, "--require-traces", help="Replay the saved traces through the "
+                                        "harness's reranker and require the same ranking (no GPU needed)."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --require-traces: a local checkpoint (or hub id) "
+                                        "whose tokenizer builds the prompts, for runs made on a local checkpoint."),
+) -> None:
+    """Check a submission: re-score the run against the task's qrels; check schema, hashes, coverage, excluded
+    documents, complete provenance, pinned first-stage files, that every ranking is a permutation of the re-created
+    first stage's candidates, and that a model reranker did model work with the harness's prompt; exits 1 when
+    anything is wrong.
 
-    Example: harness submit validate results/tiny__run-first_stage.trec__oracle__e5c3108d/tiny
+    Example: harness submit validate results/<group_id> --require-traces
     """
     from harness.submit import validate
 
-    report = validate(path)
+    report = validate(path, first_stage_dir=first_stage_dir, require_traces=require_traces, model=model)
     typer.echo(report.render())
     raise typer.Exit(0 if report.ok else 1)
 

@@ -46,6 +46,10 @@ class FirstStage(ABC):
         """Resolve what depends on the tasks of the experiment (per-subset files); returns the first stage to use."""
         return self
 
+    def pinned_sha256(self, task) -> str | None:
+        """The sha256 the candidates' file must have for ``task`` when the first stage pins one (published runs)."""
+        return None
+
     def identity(self) -> dict[str, Any]:
         """What determines the candidates, for the experiment identity (a file by its sha256, never its path).
         ``label`` (optional) is the short name used in group ids."""

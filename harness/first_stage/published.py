@@ -109,6 +109,9 @@ class PublishedRun(FirstStage):
             )
         return key
 
+    def pinned_sha256(self, task) -> str | None:
+        return SHA256[(self._key(task), self.family.file)]
+
     def _local_file(self, key: str) -> Path:
         """The verified local copy: the HARNESS_FIRST_STAGE_DIR mirror, else the download cache (fetched once)."""
         file = self.family.file
