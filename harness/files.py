@@ -29,6 +29,41 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+GZ = ".gz"
+
+
+def stored_file(directory: str | os.PathLike, name: str) -> Path:
+    """``directory/name``, or its gzip-compressed copy ``name.gz`` (the committed results tree stores run and
+    traces files compressed; records keep the plain name and the sha256 of the plain content)."""
+    plain = Path(directory) / name
+    packed = plain.with_name(plain.name + GZ)
+    return packed if not plain.exists() and packed.is_file() else plain
+
+
+def open_text(path: str | os.PathLike):
+    """A text handle on a file, decompressing ``.gz``."""
+    import gzip
+
+    path = Path(path)
+    if path.suffix == GZ:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def sha256_content(path: str | os.PathLike) -> str:
+    """sha256 of a file's content: of the decompressed bytes for ``.gz``."""
+    import gzip
+
+    path = Path(path)
+    if path.suffix != GZ:
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.files import sha256_file
+from harness.files import sha256_content, sha256_file, stored_file
 from harness.schema import RECORD_FILE, AggregateRecord, RecordError, SubsetRecord, load_record
 
 METRIC_TOLERANCE = 1e-6  # records keep full float precision; anything larger is an edit or a different scorer
@@ -122,14 +122,14 @@ def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport,
     for role, name in (("run", files.run), ("per_query", files.per_query), ("traces", files.traces)):
         if not name:
             continue
-        file_path = root / name
+        file_path = stored_file(root, name)
         if not file_path.is_file():
             report.problems.append(f"{prefix}{name}: listed in files.{role} but absent")
             continue
         expected = record.sha256.get(name)
         if expected is None:
             report.problems.append(f"{prefix}{name}: no sha256 in the record")
-        elif sha256_file(file_path) != expected:
+        elif sha256_content(file_path) != expected:
             report.problems.append(f"{prefix}{name}: sha256 mismatch (file changed after the record was written)")
     report.checked.append(f"{prefix}file hashes")
 
@@ -156,7 +156,7 @@ def _validate_subset(root: Path, record: SubsetRecord, report: ValidationReport,
         report.problems.append(f"{prefix}task revision {record.task.revision!r} differs from the local "
                                f"data's {task.revision!r}")
 
-    run_path = root / files.run
+    run_path = stored_file(root, files.run)
     if not run_path.is_file():
         return {}
     run, quirks = read_run(run_path)
@@ -417,7 +417,7 @@ def _check_traces(root: Path, record: SubsetRecord, run: dict, report: Validatio
     from harness.trec import read_run
     from tasks import resolve_tasks
 
-    if not record.files.traces or not (root / record.files.traces).is_file():
+    if not record.files.traces or not stored_file(root, record.files.traces).is_file():
         report.problems.append(f"{prefix}no traces file: --require-traces needs the model calls that produced the "
                                "ranking (run with --save-traces)")
         return
@@ -438,7 +438,7 @@ def _check_traces(root: Path, record: SubsetRecord, run: dict, report: Validatio
         query_field=str(identity.get("query_field") or "original"), fuse=fusion.get("method", "none"),
         fuse_weight=fusion.get("weight"))
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as scratch:
-        execution = ExecutionSpec(backend=f"replay:{root / record.files.traces}", cache=False, progress=False,
+        execution = ExecutionSpec(backend=f"replay:{stored_file(root, record.files.traces)}", cache=False, progress=False,
                                   results_dir=scratch, max_failure_rate=1.0)
         try:
             outcome = run_experiment(experiment, execution, argv=["submit", "validate", "--require-traces"],
@@ -457,3 +457,96 @@ def _check_traces(root: Path, record: SubsetRecord, run: dict, report: Validatio
                                "these model calls")
     else:
         report.checked.append(f"{prefix}traces replayed: the ranking equals the submitted one")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Intake: ``harness submit add``
+# --------------------------------------------------------------------------------------------------------------------
+
+SUBMISSION_FILE = "submission.json"
+BOARD_DIR = "results/board"  # the committed results tree the public board is built from
+COMPRESSED = ("run", "traces")  # file roles stored gzip-compressed in the results tree
+_REQUIRED = ("team", "contact", "license")
+
+
+def add(path: str | os.PathLike, results_tree: str | os.PathLike, *, team: str, contact: str, license: str,
+        link: str | None = None, paper: str | None = None, code: str | None = None,
+        model: dict[str, Any] | None = None, first_stage_dir: str | os.PathLike | None = None,
+        require_traces: bool = False, model_path: str | None = None,
+        clock=None) -> tuple[ValidationReport, Path | None]:
+    """Validate ``path`` (a group or subset record directory) and copy it into ``results_tree/<group_id>/`` with
+    its run and traces files gzip-compressed, cost entries marked self-reported and a ``submission.json``
+    (team, contact, links, licence, model card, what was validated). Nothing is written when validation fails."""
+    import datetime
+    import gzip
+    import json
+    import shutil
+
+    from harness.files import TempDir
+    from harness.model_cards import ModelCard
+    from harness.provenance import git_state
+
+    for name, value in (("team", team), ("contact", contact), ("license", license)):
+        if not value or not str(value).strip():
+            raise HarnessError(f"harness submit add needs --{name} (who submits, how to reach them, the licence of "
+                               "the submitted files).")
+    source = Path(path)
+    report = validate(source, first_stage_dir=first_stage_dir, require_traces=require_traces, model=model_path)
+    if not report.ok:
+        return report, None
+    records = sorted(source.glob(f"*/{RECORD_FILE}")) if not (source / RECORD_FILE).is_file() or \
+        isinstance(load_record(source / RECORD_FILE), AggregateRecord) else [source / RECORD_FILE]
+    group_dir_records = [load_record(p) for p in records]
+    group_id = group_dir_records[0].group_id
+    card = ModelCard.from_mapping(group_dir_records[0].reranker.model or "", model or {}, "--model fields") \
+        if group_dir_records[0].reranker.model else None
+    now = (clock or datetime.datetime.now)(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    submission = {
+        "group_id": group_id, "team": team, "contact": contact, "license": license, "link": link, "paper": paper,
+        "code": code, "model": card.to_dict() if card else None, "submitted_utc": now,
+        "validated": {"harness_commit": git_state().get("git_commit"), "require_traces": require_traces, "checked": report.checked,
+                      "notes": report.notes},
+        "costs_self_reported": True,
+    }
+    final = Path(results_tree) / group_id
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with TempDir(final) as staging:
+        if (source / RECORD_FILE).is_file() and isinstance(load_record(source / RECORD_FILE), AggregateRecord):
+            shutil.copyfile(source / RECORD_FILE, staging / RECORD_FILE)
+        for record_path, record in zip(records, group_dir_records):
+            target = staging / record.task.subset
+            target.mkdir()
+            data = json.loads(record_path.read_text(encoding="utf-8"))
+            for cost in data.get("costs") or []:
+                cost["self_reported"] = True  # timings come from the submitter's machine, not from the maintainers
+            (target / RECORD_FILE).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            for role in ("run", "per_query", "traces"):
+                name = getattr(record.files, role)
+                if not name:
+                    continue
+                src = stored_file(record_path.parent, name)
+                if role in COMPRESSED and src.suffix != ".gz":
+                    with open(src, "rb") as raw, gzip.GzipFile(target / f"{name}.gz", "wb", mtime=0) as packed:
+                        shutil.copyfileobj(raw, packed)
+                else:
+                    shutil.copyfile(src, target / src.name)
+        (staging / SUBMISSION_FILE).write_text(json.dumps(submission, indent=2, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
+    return report, final
+
+
+def load_submission(group_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``submission.json`` of a group directory of the results tree, or None for the maintainers' own runs."""
+    import json
+
+    path = Path(group_dir) / SUBMISSION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{path} is not valid JSON ({exc}); re-create it with `harness submit add`.") from exc
+    missing = [k for k in _REQUIRED if not data.get(k)]
+    if missing:
+        raise HarnessError(f"{path} lacks {', '.join(missing)}; re-create it with `harness submit add`.")
+    return data

@@ -140,6 +140,10 @@ def load_traces(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dic
     if not path.is_file():
         raise HarnessError(f"Traces file {path} does not exist. Write one with `harness run ... --save-traces {path}`.")
     raw = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        raw = gzip.decompress(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -34,6 +34,13 @@ def _lines(source: str | os.PathLike | Iterable[str]) -> Iterable[str]:
             raise HarnessError(f"Run file {path} does not exist.")
         if not path.is_file():
             raise HarnessError(f"Run file {path} is not a file (a TREC run: 'qid Q0 docid rank score tag' lines).")
+        if path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rb") as fh:
+                for raw in fh:
+                    yield raw.decode("utf-8", errors="replace")
+            return
         with path.open("rb") as fh:
             for raw in fh:
                 yield raw.decode("utf-8", errors="replace")

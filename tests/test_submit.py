@@ -238,3 +238,55 @@ def test_real_run_with_traces_replays_and_a_forged_ranking_does_not(tiny_model_d
     (subset / "record.json").write_text(json.dumps(record))
     problems = validate(subset, require_traces=True, model=str(tiny_model_dir)).problems
     assert any("replaying the traces gives a different ranking" in p for p in problems), problems
+
+
+def test_submit_add_writes_a_compressed_validated_copy(tiny_model_dir, tmp_path):
+    """`harness submit add` validates, then copies the group into the results tree: run/traces gzip-compressed,
+    costs self-reported, submission.json with the model card; the copy validates again and builds a site."""
+    import io
+    from contextlib import redirect_stderr
+
+    from openai_server import ScriptedServer, reasonrank_answer
+
+    from harness.cli import main
+    from harness.commands.leaderboard import register
+    from harness.site import build
+
+    results = tmp_path / "results"
+    with ScriptedServer(reasonrank_answer) as server, redirect_stderr(io.StringIO()), \
+            pytest.raises(SystemExit):
+        main(["run", "--task", "tiny", "--reranker", "reasonrank", "--model", str(tiny_model_dir), "--window-size",
+              "4", "--step", "2", "--backend", "openai", "--base-url", server.base_url, "--save-traces",
+              str(tmp_path / "traces.jsonl"), "--results-dir", str(results), "-q"])
+    [group] = [p for p in results.iterdir() if p.is_dir()]
+    app = typer.Typer()
+    register(app)
+    tree = tmp_path / "board"
+    runner = CliRunner()
+    missing = runner.invoke(app, ["submit", "add", str(group), "--team", "T", "--contact", "t@example.org"])
+    assert missing.exit_code != 0 and "--license" in missing.output
+    out = runner.invoke(app, ["submit", "add", str(group), "--team", "IR Lab", "--contact", "ir@example.org",
+                              "--license", "CC-BY-4.0", "--params-b", "0.001", "--base-model", "none",
+                              "--open-weights", "--trained-on-bright", "no", "--results-tree", str(tree),
+                              "--require-traces", "--model", str(tiny_model_dir)])
+    assert out.exit_code == 0, out.output
+    copy = tree / group.name
+    assert sorted(p.name for p in (copy / "tiny").iterdir()) == ["per_query.jsonl", "record.json", "run.trec.gz",
+                                                                 "traces.jsonl.gz"]
+    submission = json.loads((copy / "submission.json").read_text())
+    assert submission["team"] == "IR Lab" and submission["model"]["parameters_b"] == 0.001
+    assert submission["model"]["trained_on_bright"] == "no" and submission["validated"]["require_traces"]
+    assert all(c["self_reported"] for c in json.loads((copy / "tiny" / "record.json").read_text())["costs"])
+    assert validate(copy, require_traces=True, model=str(tiny_model_dir)).ok  # the compressed copy validates
+    index = build(tree, tmp_path / "site", n_resamples=200, boards=["tiny"], only_validated=True)
+    assert "IR Lab" in (index.parent / "runs" / group.name / "index.html").read_text()
+    board = (index.parent / "board-tiny.html").read_text()
+    assert "validated · IR Lab" in board and "self-reported" in board
+
+    # a submission that fails validation writes nothing
+    record = json.loads((group / "tiny" / "record.json").read_text())
+    record["metrics"]["nDCG@10"] = 0.99
+    (group / "tiny" / "record.json").write_text(json.dumps(record))
+    bad = runner.invoke(app, ["submit", "add", str(group), "--team", "X", "--contact", "x", "--license", "MIT",
+                              "--results-tree", str(tmp_path / "other")])
+    assert bad.exit_code == 1 and not (tmp_path / "other").exists()
