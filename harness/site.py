@@ -344,7 +344,12 @@ def _first_stage_name(spec: str) -> str:
     if spec.startswith("dense:"):
         return "dense " + spec[6:].rstrip("/").split("/")[-1]
     if spec.startswith("run:"):
-        return spec[4:]
+        name = spec[4:]
+        if "{subset}" in name:
+            return f"{name.replace('{subset}/', '')} (per-subset files)"
+        if any(ch in name for ch in "*?["):
+            return f"run file matching {name}"
+        return name
     return spec
 
 
@@ -357,7 +362,7 @@ def first_stage_display(group: RunGroup) -> str:
         return _first_stage_name(spec)
     first = records[0].first_stage
     folder = first.params.get("folder")
-    name = spec[4:]
+    name = spec[4:].replace("{subset}/", "{subset}/" if folder is None else "")
     shas = {r.first_stage.sha256 for r in records}
     tail = f"{len(shas)} files" if len(shas) > 1 else (str(first.sha256 or "")[:7] or "no sha")
     return f"{folder}/{name} · {tail}" if folder else f"{name} · {tail}"

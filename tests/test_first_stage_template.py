@@ -67,6 +67,12 @@ def test_one_group_for_twelve_per_subset_files_and_the_40_8_claim(rader_dir, tin
         assert str(tmp_path) not in (subset_dir / "record.json").read_text()  # no machine path in any record
         pins[subset_dir.name] = f"git-blob:{record.first_stage.params['git_blob']}"
 
+    from harness.site import first_stage_display
+    from harness.verify import collect_groups
+
+    [run_group] = collect_groups(results)
+    assert first_stage_display(run_group) == "RaDeR-gte-Qwen2-LLMq_CoT_lexical/hybrid_BM25_Rader.json · 12 files"
+
     # the shipped claim pins the real RaDeR files: these fixture files are not them
     code, out = _cli("verify", "--results", results, "--claim", CLAIM)
     assert code == 0 and "NOT COMPARABLE" in out and "first stage of biology: git-blob" in out, out
