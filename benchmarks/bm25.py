@@ -315,22 +315,38 @@ def _read_run(path: Path) -> dict:
     return run
 
 
-def top10_parity(ours: Path, reference: Path, tolerance: float = 1e-4) -> tuple[int, int]:
-    """(queries whose top-10 equals the reference's, queries); documents tied with the 10th score may differ."""
+def top10_parity(ours: Path, reference: Path, tolerance: float = 1e-6) -> tuple[int, int]:
+    """(queries whose top-10 equals the reference's, queries). Ties are each system's own: documents may differ
+    only inside a block of scores tied with the 10th that continues past rank 10 (relative ``tolerance``)."""
     a, b = _read_run(ours), _read_run(reference)
+
+    def close(x: float, y: float) -> bool:
+        return abs(x - y) <= tolerance * max(1.0, abs(y))
+
+    def crossing_tie(hits) -> set:
+        if len(hits) <= 10 or not close(hits[10][1], hits[9][1]):
+            return set()
+        return {d for d, s in hits if close(s, hits[9][1])}
+
     same = 0
     for qid, ref in b.items():
-        mine = a.get(qid, [])[:10]
-        ref = ref[:10]
-        if not ref:
-            same += not mine
-            continue
-        cut = ref[-1][1]
-        strict_ref = {d for d, s in ref if s > cut + tolerance}
-        strict_mine = {d for d, s in mine if s > cut + tolerance}
-        tied_ok = all(abs(s - cut) <= tolerance for d, s in mine if d not in strict_ref)
-        same += strict_ref == strict_mine and len(mine) == len(ref) and tied_ok
+        mine = a.get(qid, [])
+        mine_top, ref_top = {d for d, _ in mine[:10]}, {d for d, _ in ref[:10]}
+        same += len(mine_top) == len(ref_top) and mine_top - ref_top <= crossing_tie(mine) and \
+            ref_top - mine_top <= crossing_tie(ref)
     return same, len(b)
+
+
+def score_agreement(ours: Path, reference: Path) -> float:
+    """Largest relative score difference over the documents both top-10s share."""
+    a, b = _read_run(ours), _read_run(reference)
+    worst = 0.0
+    for qid, ref in b.items():
+        mine = dict(a.get(qid, [])[:10])
+        for doc, score in ref[:10]:
+            if doc in mine:
+                worst = max(worst, abs(mine[doc] - score) / max(1e-9, abs(score)))
+    return worst
 
 
 def e2e(args) -> None:

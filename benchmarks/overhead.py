@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.llm import Backend, Generation  # noqa: E402
 from harness.types import Candidate, RerankRequest  # noqa: E402
-from rerankers import RerankContext, RerankerOptions  # noqa: E402
+from rerankers import RerankContext  # noqa: E402
 
 _IDS = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
 
@@ -91,8 +91,9 @@ def main() -> None:
         from rerankers.reasonrank import ReasonRankReranker as cls
     else:
         from rerankers.rankzephyr import RankZephyrReranker as cls
-    reranker = cls(RerankerOptions(model=tokenizer_path), backend=InstantBackend(), tokenizer=tokenizer)
+    reranker = cls({"model": tokenizer_path}, backend=InstantBackend(), tokenizer=tokenizer)
     context = RerankContext("bright/biology")
+    settings = reranker.resolve({})
 
     # parse cost alone, on a typical 20-passage answer with reasoning text
     from rerankers.reasonrank import parse_answer
@@ -110,7 +111,7 @@ def main() -> None:
     for _ in range(5):
         getattr(reranker, "_processed", {}).clear()  # cold: no passage processed before
         t = time.perf_counter()
-        reranker.window_prompt(requests[0].query, window_texts, context.task_name)
+        reranker.window_prompt(requests[0].query, window_texts, settings)
         samples.append(time.perf_counter() - t)
     build_ms = statistics.median(samples) * 1000
     getattr(reranker, "_processed", {}).clear()
@@ -119,7 +120,7 @@ def main() -> None:
     results = reranker.rerank(requests, context)
     wall = time.perf_counter() - t
     windows = sum(len(r.calls) for r in results)
-    prompt_tokens = len(tokenizer.encode(reranker.window_prompt(requests[0].query, window_texts, context.task_name)))
+    prompt_tokens = len(tokenizer.encode(reranker.window_prompt(requests[0].query, window_texts, settings)))
     print(f"reranker={args.reranker} tokenizer={tokenizer_path} queries={args.queries} "
           f"candidates={args.candidates} passage_chars={args.passage_chars}")
     print(f"windows={windows} total_wall_s={wall:.3f} overhead_per_window_ms={wall / windows * 1000:.2f}")

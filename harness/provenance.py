@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import shutil
 import subprocess
@@ -80,5 +81,16 @@ def provenance(started_utc: str, argv: list[str] | None = None) -> dict[str, obj
         "packages": package_versions(),
         "started_utc": started_utc,
         "finished_utc": utc_now(),
-        "argv": list(argv if argv is not None else sys.argv),
+        "argv": [portable_arg(a) for a in (argv if argv is not None else sys.argv)],
     }
+
+
+def portable_arg(arg: object) -> str:
+    """A command-line argument without this machine's paths: the working directory becomes relative, the home
+    directory ``~`` (records are published; the command should still read as it was typed)."""
+    text = str(arg)
+    for prefix, replacement in ((os.getcwd().rstrip("/") + "/", ""), (os.path.expanduser("~").rstrip("/") + "/",
+                                                                         "~/")):
+        if len(prefix) > 1 and prefix in text:
+            text = text.replace(prefix, replacement)
+    return text

@@ -48,3 +48,39 @@ def test_the_cli_prints_the_three_orders(capsys):
     rows = _scheduling().main(["--bright", "--seeds", "1"])
     out = capsys.readouterr().out
     assert "authors h" in out and "one-engine h" in out and rows[0]["one_engine_speedup"] > 1.0
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"bench_{name}"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_script_runs(tmp_path):
+    """The per-window overhead script stays in step with the reranker API (it had rotted once)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--queries", "2",
+                           "--candidates", "10", "--passage-chars", "200"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "overhead_per_window_ms=" in done.stdout
+
+
+def test_bm25_parity_is_tie_aware_and_real_corpus_is_reproducible(tmp_path):
+    bm25 = _load("bm25")
+    ours, ref = tmp_path / "ours.trec", tmp_path / "ref.trec"
+    rows = lambda hits: "".join(f"q1 Q0 {d} {i + 1} {s} x\n" for i, (d, s) in enumerate(hits))  # noqa: E731
+    top = [(f"d{i}", 20.0 - i) for i in range(9)]
+    ref.write_text(rows(top + [("d9", 5.0), ("d10", 5.0)]))
+    ours.write_text(rows(top + [("d10", 5.2), ("d9", 5.2)]))  # other scale, same tie at the 10th place
+    assert bm25.top10_parity(ours, ref) == (1, 1)
+    ours.write_text(rows(top + [("d11", 5.2), ("d9", 4.0)]))  # a document the reference never ranks there
+    assert bm25.top10_parity(ours, ref) == (0, 1)
+    first, second = tmp_path / "a", tmp_path / "b"
+    info = bm25.make_real_corpus(first, n_passages=300, n_queries=5)
+    bm25.make_real_corpus(second, n_passages=300, n_queries=5)
+    assert info["passages"] == 300 and info["queries"] == 5
+    assert (first / "corpus.jsonl").read_bytes() == (second / "corpus.jsonl").read_bytes()

@@ -96,3 +96,17 @@ def test_a_missing_subset_file_is_named(rader_dir, tmp_path):
     code, out = _cli("run", "--task", "bright", "--first-stage", f"run:{rader_dir}/{TEMPLATE}",
                      "--results-dir", tmp_path / "r", "-q")
     assert code != 0 and "1 of 12 subset file(s) do not exist (pony:" in out, out
+
+
+def test_records_keep_no_machine_path_in_the_command_line(tmp_path, monkeypatch):
+    from harness.provenance import portable_arg, provenance
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    argv = ["harness", "run", "--first-stage", f"run:{tmp_path}/RaDeR/{{subset}}/f.json",
+            "--model", f"{tmp_path}/home/models/x", "--top-k", "100"]
+    assert [portable_arg(a) for a in argv] == ["harness", "run", "--first-stage", "run:RaDeR/{subset}/f.json",
+                                               "--model", "home/models/x", "--top-k", "100"]
+    assert str(tmp_path) not in " ".join(provenance("2026-12-03T00:00:00Z", argv)["argv"])
+    monkeypatch.chdir("/")
+    assert portable_arg(f"{tmp_path}/home/models/x") == "~/models/x"

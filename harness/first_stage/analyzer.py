@@ -4,7 +4,7 @@ re-implemented in Python so BM25 needs no Java:
 1. StandardTokenizer — Unicode UAX#29 word boundaries, approximated with regular expressions: letters and digits
    form words; ``_`` joins (ExtendNumLet); ``.``, ``'`` and ``’`` join letter–letter and digit–digit (MidNumLet);
    ``:`` and ``·`` join letter–letter (MidLetter); ``,`` and ``;`` join digit–digit (MidNum); every other character
-   (hyphens, slashes, ``@``…) splits. Han and Hiragana characters are single tokens (Katakana runs stay words); tokens longer than
+   (hyphens, slashes, ``@``…) splits; a run of underscores alone is no token. Han and Hiragana characters are single tokens (Katakana runs stay words); tokens longer than
    255 characters are split into 255-character pieces.
 2. EnglishPossessiveFilter — drops a trailing ``'s`` / ``’s``.
 3. LowerCaseFilter.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-ANALYZER_VERSION = "lucene-english-porter-2"
+ANALYZER_VERSION = "lucene-english-porter-3"
 
 STOP_WORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
@@ -99,6 +99,8 @@ class Analyzer:
         self._stemmer = _stemmer()
 
     def _term(self, token: str) -> str:
+        if not token.strip("_"):
+            return ""  # only ExtendNumLet: UAX#29 makes it a word, but StandardTokenizer emits no letterless token
         token = _POSSESSIVE.sub("", token).lower()
         if not token or token in STOP_WORDS:
             return ""
