@@ -490,8 +490,9 @@ def add(path: str | os.PathLike, results_tree: str | os.PathLike, *, team: str, 
     report = validate(source, first_stage_dir=first_stage_dir, require_traces=require_traces, model=model_path)
     if not report.ok:
         return report, None
-    records = sorted(source.glob(f"*/{RECORD_FILE}")) if not (source / RECORD_FILE).is_file() or \
-        isinstance(load_record(source / RECORD_FILE), AggregateRecord) else [source / RECORD_FILE]
+    top = load_record(source / RECORD_FILE) if (source / RECORD_FILE).is_file() else None
+    aggregate = isinstance(top, AggregateRecord)
+    records = [source / RECORD_FILE] if top is not None and not aggregate else sorted(source.glob(f"*/{RECORD_FILE}"))
     group_dir_records = [load_record(p) for p in records]
     group_id = group_dir_records[0].group_id
     card = ModelCard.from_mapping(group_dir_records[0].reranker.model or "", model or {}, "--model fields") \
@@ -507,7 +508,7 @@ def add(path: str | os.PathLike, results_tree: str | os.PathLike, *, team: str, 
     final = Path(results_tree) / group_id
     final.parent.mkdir(parents=True, exist_ok=True)
     with TempDir(final) as staging:
-        if (source / RECORD_FILE).is_file() and isinstance(load_record(source / RECORD_FILE), AggregateRecord):
+        if aggregate:
             shutil.copyfile(source / RECORD_FILE, staging / RECORD_FILE)
         for record_path, record in zip(records, group_dir_records):
             target = staging / record.task.subset
